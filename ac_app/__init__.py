@@ -1,0 +1,1 @@
+"""Application stratum: the Application Controller, strategies, resources and DC agent."""

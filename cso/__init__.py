@@ -1,0 +1,1 @@
+"""The ``cso`` command: one entry point, subcommands owned by each stratum."""

@@ -1,0 +1,6 @@
+"""``python -m cso``."""
+import sys
+
+from cso.main import main
+
+sys.exit(main())

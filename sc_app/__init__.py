@@ -1,0 +1,1 @@
+"""Network stratum: the Service Controller (a Ryu application) and everything it owns."""

@@ -1,0 +1,1 @@
+"""Topology files (JSON) and the loader shared by both strata."""
