@@ -1,0 +1,194 @@
+"""OpenFlow 1.3 messages of the SC's flow programming (PA over SCI), built without a datapath.
+
+Every function returns unbound messages of the module-level
+``ofproto_v1_3_parser``; the Ryu app binds them to a datapath only when it
+sends them (Faucet's pattern, see shared/STYLE.md). Each message object is
+meant to be sent once: sending sets its datapath and xid.
+
+Table 0 layout (priority: match -> actions; cookie)::
+
+    65000  eth_type=LLDP                           -> CONTROLLER          BASE_COOKIE
+    40000  eth_type=ARP                            -> CONTROLLER          BASE_COOKIE
+    40000  eth_type=IPv6                           -> drop                BASE_COOKIE
+    30100  in_port=fibre, vlan_vid, IPv4, ipv4_dst -> pop_vlan, access    lightpath (egress)
+    30000  in_port=fibre, vlan_vid                 -> fibre               lightpath (transit)
+    20000+ in_port=access, IPv4, ipv4_src, ipv4_dst -> push_vlan,
+           set vlan_vid, fibre                                           lightpath (ingress)
+        0  (table-miss)                            -> drop                BASE_COOKIE
+
+The ingress priority is 20000 plus both prefix lengths, so a narrower service
+(a single VM) wins over a wider one (a whole site) like a longest-prefix
+match. Lightpath entries carry ``OFPFF_CHECK_OVERLAP``: an entry that would
+silently replace or shadow another lightpath's at the same priority is refused
+by the switch instead (the install then fails and rolls back). Nothing is ever
+flooded: the topology has loops.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Callable, Iterable, Optional
+
+from ryu.lib.packet import arp, ether_types, ethernet, packet
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from sc_app.lightpath import Endpoint, Lightpath
+from topologies.model import Topology
+
+PRIO_LLDP = 65000
+PRIO_ARP = 40000
+PRIO_IPV6 = 40000
+PRIO_EGRESS = 30100
+PRIO_TRANSIT = 30000
+PRIO_INGRESS = 20000
+PRIO_TABLE_MISS = 0
+
+#: Cookie of the base entries ("BA" in the top 16 bits; lightpaths use "LP").
+BASE_COOKIE = 0x4241 << 48
+ALL_ONES = 0xFFFF_FFFF_FFFF_FFFF
+
+FlowMessages = dict[int, list[parser.MsgBase]]
+
+
+def _flow_mod(cookie: int, priority: int, match: parser.OFPMatch,
+              actions: Iterable[parser.OFPAction], flags: int = 0) -> parser.OFPFlowMod:
+    actions = list(actions)
+    # An empty instruction list is OpenFlow's drop.
+    instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] \
+        if actions else []
+    return parser.OFPFlowMod(None, cookie=cookie, table_id=0, command=ofp.OFPFC_ADD,
+                             priority=priority, buffer_id=ofp.OFP_NO_BUFFER, flags=flags,
+                             match=match, instructions=instructions)
+
+
+def _to_controller() -> list[parser.OFPAction]:
+    return [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)]
+
+
+def base_flows() -> list[parser.OFPFlowMod]:
+    """Entries every switch gets on connect: LLDP and ARP to the SC, IPv6 and table-miss dropped."""
+    return [
+        _flow_mod(BASE_COOKIE, PRIO_LLDP, parser.OFPMatch(eth_type=ether_types.ETH_TYPE_LLDP),
+                  _to_controller()),
+        _flow_mod(BASE_COOKIE, PRIO_ARP, parser.OFPMatch(eth_type=ether_types.ETH_TYPE_ARP),
+                  _to_controller()),
+        _flow_mod(BASE_COOKIE, PRIO_IPV6, parser.OFPMatch(eth_type=ether_types.ETH_TYPE_IPV6),
+                  []),
+        _flow_mod(BASE_COOKIE, PRIO_TABLE_MISS, parser.OFPMatch(), []),
+    ]
+
+
+def _net(net: ipaddress.IPv4Network) -> tuple[str, str]:
+    return str(net.network_address), str(net.netmask)
+
+
+def _fibre_ports(topology: Topology, route: tuple[str, ...],
+                 links: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Per hop j, (port leaving route[j], port entering route[j+1])."""
+    ports = []
+    for j, link_id in enumerate(links):
+        link = topology.link(link_id)
+        if {link.a, link.b} != {route[j], route[j + 1]}:
+            raise ValueError(f"link {link_id} does not join {route[j]} and {route[j + 1]}")
+        ports.append((link.port(route[j]), link.port(route[j + 1])))
+    return ports
+
+
+def _one_direction(topology: Topology, cookie: int, vid: int, src: Endpoint, dst: Endpoint,
+                   route: tuple[str, ...],
+                   links: tuple[str, ...]) -> list[tuple[str, parser.OFPFlowMod]]:
+    """(node, message) pairs carrying traffic from ``src`` to ``dst`` along ``route``."""
+    flags = ofp.OFPFF_CHECK_OVERLAP
+    tagged = vid | ofp.OFPVID_PRESENT
+    hops = _fibre_ports(topology, route, links)
+    out: list[tuple[str, parser.OFPFlowMod]] = []
+    for s in src.attachments:
+        for d in dst.attachments:
+            if not hops and s.port == d.port:
+                continue  # same node and port: the hosts do not need the switch
+            match = parser.OFPMatch(in_port=s.port, eth_type=ether_types.ETH_TYPE_IP,
+                                    ipv4_src=_net(s.net), ipv4_dst=_net(d.net))
+            priority = PRIO_INGRESS + s.net.prefixlen + d.net.prefixlen
+            if hops:
+                actions = [parser.OFPActionPushVlan(ether_types.ETH_TYPE_8021Q),
+                           parser.OFPActionSetField(vlan_vid=tagged),
+                           parser.OFPActionOutput(hops[0][0])]
+            else:
+                actions = [parser.OFPActionOutput(d.port)]
+            out.append((route[0], _flow_mod(cookie, priority, match, actions, flags)))
+    for j in range(1, len(hops)):
+        match = parser.OFPMatch(in_port=hops[j - 1][1], vlan_vid=tagged)
+        out.append((route[j], _flow_mod(cookie, PRIO_TRANSIT, match,
+                                        [parser.OFPActionOutput(hops[j][0])], flags)))
+    if hops:
+        for d in dst.attachments:
+            match = parser.OFPMatch(in_port=hops[-1][1], vlan_vid=tagged,
+                                    eth_type=ether_types.ETH_TYPE_IP, ipv4_dst=_net(d.net))
+            actions = [parser.OFPActionPopVlan(), parser.OFPActionOutput(d.port)]
+            out.append((route[-1], _flow_mod(cookie, PRIO_EGRESS, match, actions, flags)))
+    return out
+
+
+def lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
+    """All entries of ``lp``, both directions, keyed by dpid (every route node is a key)."""
+    forward = _one_direction(topology, lp.cookie, lp.vlan_vid, lp.src_endpoint,
+                             lp.dst_endpoint, lp.route, lp.links)
+    reverse = _one_direction(topology, lp.cookie, lp.vlan_vid, lp.dst_endpoint,
+                             lp.src_endpoint, lp.route[::-1], lp.links[::-1])
+    by_dpid: FlowMessages = {topology.nodes[n].dpid: [] for n in lp.route}
+    for node, msg in forward + reverse:
+        by_dpid[topology.nodes[node].dpid].append(msg)
+    return by_dpid
+
+
+def lightpath_dpids(topology: Topology, lp: Lightpath) -> frozenset[int]:
+    """The dpids of the switches a lightpath has entries on."""
+    return frozenset(topology.nodes[n].dpid for n in lp.route)
+
+
+def delete_by_cookie(cookie: int, cookie_mask: int = ALL_ONES) -> parser.OFPFlowMod:
+    """A DELETE of every entry whose cookie matches under ``cookie_mask``, in all tables."""
+    # out_port/out_group must be ANY: their default 0 would restrict the delete
+    # to entries that output to port 0, i.e. none.
+    return parser.OFPFlowMod(None, cookie=cookie, cookie_mask=cookie_mask,
+                             table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
+                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                             match=parser.OFPMatch())
+
+
+def delete_lightpath(cookie: int, dpids: Iterable[int]) -> FlowMessages:
+    """Teardown (or rollback): one cookie DELETE per switch, each its own message."""
+    return {dpid: [delete_by_cookie(cookie)] for dpid in dpids}
+
+
+def barrier() -> parser.OFPBarrierRequest:
+    """A barrier request: its reply confirms everything sent before it."""
+    return parser.OFPBarrierRequest(None)
+
+
+def arp_reply(data: bytes, in_port: int,
+              mac_of: Callable[[str], Optional[str]]) -> Optional[parser.OFPPacketOut]:
+    """The packet-out answering an ARP request for a host ``mac_of`` knows, else None.
+
+    None also for anything that is not an ARP request and for gratuitous ARP
+    (a host announcing or probing its own address): the SC never floods, so an
+    unanswered request simply goes unanswered.
+    """
+    request = packet.Packet(data)
+    eth = request.get_protocol(ethernet.ethernet)
+    query = request.get_protocol(arp.arp)
+    if eth is None or query is None or query.opcode != arp.ARP_REQUEST:
+        return None
+    if query.src_ip == query.dst_ip:
+        return None
+    mac = mac_of(query.dst_ip)
+    if mac is None:
+        return None
+    reply = packet.Packet()
+    reply.add_protocol(ethernet.ethernet(dst=eth.src, src=mac,
+                                         ethertype=ether_types.ETH_TYPE_ARP))
+    reply.add_protocol(arp.arp(opcode=arp.ARP_REPLY, src_mac=mac, src_ip=query.dst_ip,
+                               dst_mac=query.src_mac, dst_ip=query.src_ip))
+    reply.serialize()
+    return parser.OFPPacketOut(None, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                               actions=[parser.OFPActionOutput(in_port)], data=reply.data)

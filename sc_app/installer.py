@@ -1,0 +1,216 @@
+"""Barrier-confirmed installation of a lightpath's entries on all its switches in parallel.
+
+The installer is a plain class around an abstract `Transport`; the Ryu app
+provides one (bind the message to the datapath, assign an xid, send) and
+forwards the replies from its handlers: ``on_barrier_reply(dpid, xid)``,
+``on_error(dpid, xid, msg)`` and ``on_switch_down(dpid)``.
+
+Every switch gets its messages followed by a barrier, from its own green
+thread, so a slow switch never delays the others. The install succeeds when
+every barrier is answered with no OFPT_ERROR before it. Otherwise (a switch
+missing or disconnected, an error, a barrier timeout) the lightpath's cookie
+DELETE goes to every switch of the path and the failure is reported with a
+code and the dpid that caused it; switches where even the rollback could not be
+confirmed are listed, for the SC to reconcile when they come back.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Protocol
+
+import eventlet
+from eventlet.event import Event
+from ryu.ofproto import ofproto_v1_3 as ofp
+
+from sc_app import flows
+
+LOG = logging.getLogger(__name__)
+
+SWITCH_UNREACHABLE = "switch-unreachable"
+SWITCH_ERROR = "switch-error"
+BARRIER_TIMEOUT = "barrier-timeout"
+
+#: Replies whose xid is not registered yet are kept this long (in count), since
+#: a reply can overtake its registration when ``Transport.send`` yields.
+_EARLY_REPLIES = 1024
+_ERROR_TYPES = {getattr(ofp, n): n for n in dir(ofp) if n.startswith("OFPET_")}
+
+
+class SwitchUnreachable(Exception):
+    """Raised by a transport when no datapath is connected for the dpid."""
+
+
+class Transport(Protocol):
+    """Sends messages to switches; the Ryu app implements it around its datapaths."""
+
+    def send(self, dpid: int, msg: Any) -> int:
+        """Bind ``msg`` to switch ``dpid``, give it an xid, send it and return the xid.
+
+        Raises `SwitchUnreachable` when the switch is not connected.
+        """
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """Outcome of an install or a removal; on failure ``code`` and ``dpid`` say what and where."""
+
+    ok: bool
+    latency_s: float
+    code: Optional[str] = None
+    dpid: Optional[int] = None
+    reason: str = ""
+    unclean: tuple[int, ...] = ()
+
+
+def describe_error(error: Any) -> str:
+    """Readable text for an OFPT_ERROR message (or anything else reported as one)."""
+    if hasattr(error, "type") and hasattr(error, "code"):
+        return f"{_ERROR_TYPES.get(error.type, error.type)} code {error.code}"
+    return str(error)
+
+
+class _Batch:
+    """Messages sent to many switches, each switch confirmed by its barrier."""
+
+    def __init__(self, dpids: Iterable[int], fail_fast: bool, clock: Callable[[], float]):
+        self.pending = set(dpids)
+        self.failures: dict[int, tuple[str, str]] = {}
+        self.xids: list[tuple[int, int]] = []
+        self.fail_fast = fail_fast
+        self.done = Event()
+        self.clock = clock
+        self.finished_at = clock()
+        if not self.pending:
+            self.done.send()
+
+    def confirm(self, dpid: int) -> None:
+        if dpid in self.pending:
+            self.pending.discard(dpid)
+            self._check()
+
+    def fail(self, dpid: int, code: str, reason: str) -> None:
+        if dpid in self.failures or self.done.ready():
+            return
+        self.failures[dpid] = (code, reason)
+        self.pending.discard(dpid)
+        self._check()
+
+    def _check(self) -> None:
+        if not self.pending or (self.fail_fast and self.failures):
+            self.finished_at = self.clock()
+            self.done.send()
+
+    def first_failure(self) -> tuple[Optional[int], Optional[str], str]:
+        for dpid, (code, reason) in self.failures.items():
+            return dpid, code, reason
+        return None, None, ""
+
+
+class FlowInstaller:
+    """Installs and removes lightpath entries with barriers, in parallel, with rollback."""
+
+    def __init__(self, transport: Transport, barrier_timeout: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.transport = transport
+        self.barrier_timeout = barrier_timeout
+        self.clock = clock
+        self._xids: dict[tuple[int, int], tuple[_Batch, bool]] = {}
+        self._early: collections.OrderedDict[tuple[int, int], Any] = collections.OrderedDict()
+        self._active: set[_Batch] = set()
+
+    def install(self, cookie: int, messages: dict[int, list],
+                timeout: Optional[float] = None) -> InstallResult:
+        """Send ``{dpid: [msg, ...]}`` (all entries carrying ``cookie``); roll back on failure.
+
+        ``latency_s`` runs from this call to the last barrier reply (or to the
+        failure); the caller adds any time it spent before.
+        """
+        started = self.clock()
+        batch = self._run(messages, fail_fast=True, timeout=timeout)
+        latency = batch.finished_at - started
+        if not batch.failures:
+            return InstallResult(True, latency)
+        dpid, code, reason = batch.first_failure()
+        LOG.warning("install of cookie %#x failed on dpid %s (%s: %s): rolling back",
+                    cookie, dpid, code, reason)
+        rollback = self._run(flows.delete_lightpath(cookie, messages), fail_fast=False,
+                             timeout=timeout)
+        return InstallResult(False, latency, code, dpid, reason, tuple(sorted(rollback.failures)))
+
+    def remove(self, cookie: int, dpids: Iterable[int],
+               timeout: Optional[float] = None) -> InstallResult:
+        """Delete every entry with ``cookie`` from ``dpids``, confirmed by barriers."""
+        started = self.clock()
+        batch = self._run(flows.delete_lightpath(cookie, dpids), fail_fast=False,
+                          timeout=timeout)
+        dpid, code, reason = batch.first_failure()
+        return InstallResult(not batch.failures, batch.finished_at - started, code, dpid,
+                             reason, tuple(sorted(batch.failures)))
+
+    def on_barrier_reply(self, dpid: int, xid: int) -> bool:
+        """A barrier reply arrived; False if it belongs to nothing in flight."""
+        return self._deliver((dpid, xid), None)
+
+    def on_error(self, dpid: int, xid: int, error: Any) -> bool:
+        """An OFPT_ERROR arrived for ``xid``; False if it belongs to nothing in flight."""
+        return self._deliver((dpid, xid), error)
+
+    def on_switch_down(self, dpid: int) -> None:
+        """Switch ``dpid`` disconnected: everything waiting on it fails now, not at timeout."""
+        for batch in list(self._active):
+            if dpid in batch.pending:
+                batch.fail(dpid, SWITCH_UNREACHABLE, "switch disconnected")
+
+    def _deliver(self, key: tuple[int, int], error: Any) -> bool:
+        registered = self._xids.get(key)
+        if registered is None:
+            self._early[key] = error
+            while len(self._early) > _EARLY_REPLIES:
+                self._early.popitem(last=False)
+            return False
+        batch, is_barrier = registered
+        if error is not None:
+            batch.fail(key[0], SWITCH_ERROR, describe_error(error))
+        elif is_barrier:
+            batch.confirm(key[0])
+        return True
+
+    def _register(self, key: tuple[int, int], batch: _Batch, is_barrier: bool) -> None:
+        self._xids[key] = (batch, is_barrier)
+        batch.xids.append(key)
+        if key in self._early:
+            self._deliver(key, self._early.pop(key))
+
+    def _send_switch(self, batch: _Batch, dpid: int, msgs: list) -> None:
+        try:
+            for msg in msgs:
+                self._register((dpid, self.transport.send(dpid, msg)), batch, False)
+            self._register((dpid, self.transport.send(dpid, flows.barrier())), batch, True)
+        except SwitchUnreachable as exc:
+            batch.fail(dpid, SWITCH_UNREACHABLE, str(exc) or "switch not connected")
+        except Exception as exc:  # a transport bug must not look like a slow switch
+            LOG.exception("sending to dpid %s failed", dpid)
+            batch.fail(dpid, SWITCH_UNREACHABLE, f"send failed: {exc!r}")
+
+    def _run(self, messages: dict[int, list], fail_fast: bool,
+             timeout: Optional[float]) -> _Batch:
+        timeout = self.barrier_timeout if timeout is None else timeout
+        batch = _Batch(messages, fail_fast, self.clock)
+        self._active.add(batch)
+        senders = [eventlet.spawn(self._send_switch, batch, dpid, msgs)
+                   for dpid, msgs in messages.items()]
+        try:
+            batch.done.wait(timeout)
+            for dpid in sorted(batch.pending):
+                batch.fail(dpid, BARRIER_TIMEOUT, f"no barrier reply within {timeout:g} s")
+        finally:
+            # A sender still blocked on a dead switch must not send after a rollback.
+            for sender in senders:
+                sender.kill()
+            self._active.discard(batch)
+            for key in batch.xids:
+                self._xids.pop(key, None)
+        return batch

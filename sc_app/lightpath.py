@@ -1,0 +1,265 @@
+"""Lightpaths: the record the SC keeps for each one, and endpoint resolution.
+
+A lightpath joins two endpoints over a route of fibres on one wavelength λ,
+emulated in the data plane as VLAN VID ``1000 + λ`` (DESIGN §5). Endpoints are
+given as a node id (the whole site: both access ports) or a host IPv4 address,
+following the address plan of DESIGN §8:
+
+- user host ``u<i>``: ``10.1.<i>.1`` on port 1 of switch ``s<i>``;
+- DC host ``dc<i>`` and its VM aliases: ``10.2.<i>.<n>`` on port 2, only where
+  node ``i`` has a data centre.
+
+State machine of a lightpath (`TRANSITIONS`)::
+
+    installing ──▶ up ◀──▶ down
+        │           │       │
+        ▼           ▼       ▼
+      failed ──▶ tearing-down ──▶ (record deleted) ; tearing-down ──▶ failed
+
+``installing``: flows sent, barriers awaited. ``up``: every switch confirmed.
+``down``: a fibre or switch on the route failed. ``failed``: the install was
+rolled back, or a teardown was not confirmed by every switch (``reason`` says
+why); a failed record stays until torn down so the operator can see it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from topologies.model import DC_PORT, USER_PORT, Topology
+
+#: VLAN VID of wavelength 0; wavelength λ is VID ``VID_BASE + λ``.
+VID_BASE = 1000
+#: Highest wavelength index a 12-bit VID can carry (VID 4095 is reserved).
+MAX_WAVELENGTH = 4094 - VID_BASE
+
+#: Lightpath cookies carry this tag in their top 16 bits ("LP"), so the SC can
+#: tell its lightpath entries from anything else when it reconciles a switch.
+#: The tag keeps cookies below 2**63: they fit SQLite's signed INTEGER.
+LIGHTPATH_COOKIE_TAG = 0x4C50 << 48
+LIGHTPATH_COOKIE_TAG_MASK = 0xFFFF << 48
+_COOKIE_SERIAL_MASK = (1 << 48) - 1
+
+INSTALLING = "installing"
+UP = "up"
+DOWN = "down"
+TEARING_DOWN = "tearing-down"
+FAILED = "failed"
+TRANSITIONS: dict[str, frozenset[str]] = {
+    INSTALLING: frozenset({UP, FAILED}),
+    UP: frozenset({DOWN, TEARING_DOWN}),
+    DOWN: frozenset({UP, TEARING_DOWN}),
+    FAILED: frozenset({TEARING_DOWN}),
+    TEARING_DOWN: frozenset({FAILED}),
+}
+
+#: Error code of an endpoint that is neither a known node nor a known host.
+UNKNOWN_ENDPOINT = "unknown-endpoint"
+
+_USER_NET = ipaddress.IPv4Network("10.1.0.0/16")
+_DC_NET = ipaddress.IPv4Network("10.2.0.0/16")
+
+
+class EndpointError(ValueError):
+    """An endpoint that cannot be resolved; ``code`` is machine-readable."""
+
+    def __init__(self, endpoint: str, reason: str, code: str = UNKNOWN_ENDPOINT):
+        super().__init__(f"{endpoint!r}: {reason}")
+        self.endpoint, self.reason, self.code = endpoint, reason, code
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An access port of a node and the IPv4 prefix reached through it."""
+
+    port: int
+    net: ipaddress.IPv4Network
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved endpoint: the node and the (port, prefix) pairs it covers."""
+
+    node: str
+    attachments: tuple[Attachment, ...]
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Access ports, in the order of `attachments`."""
+        return tuple(a.port for a in self.attachments)
+
+    @property
+    def nets(self) -> tuple[ipaddress.IPv4Network, ...]:
+        """Prefixes, in the order of `attachments`."""
+        return tuple(a.net for a in self.attachments)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (also what the DBM stores)."""
+        return {"node": self.node,
+                "attachments": [{"port": a.port, "net": str(a.net)} for a in self.attachments]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Endpoint":
+        """Inverse of `to_json`."""
+        return cls(str(data["node"]), tuple(
+            Attachment(int(a["port"]), ipaddress.IPv4Network(a["net"]))
+            for a in data["attachments"]))
+
+
+def _site_index(node_id: str) -> int:
+    """The ``i`` of the address plan for ``node_id`` (node ids are ``"0"``, ``"1"``, ...)."""
+    if not node_id.isdigit() or int(node_id) > 255:
+        raise EndpointError(node_id, "node id outside the 10.x.<i>.0/24 address plan")
+    return int(node_id)
+
+
+def _node_of(topology: Topology, endpoint: str, index: int) -> str:
+    node_id = str(index)
+    if node_id not in topology.nodes:
+        raise EndpointError(endpoint, f"no node {node_id} in topology {topology.name}")
+    return node_id
+
+
+def _resolve_address(topology: Topology, text: str, address: ipaddress.IPv4Address) -> Endpoint:
+    index, host = address.packed[2], address.packed[3]
+    if host in (0, 255):
+        raise EndpointError(text, "network or broadcast address, not a host")
+    node_id = _node_of(topology, text, index)
+    if address in _USER_NET:
+        port = USER_PORT
+    elif address in _DC_NET:
+        if topology.nodes[node_id].dc is None:
+            raise EndpointError(text, f"node {node_id} has no data centre")
+        port = DC_PORT
+    else:
+        raise EndpointError(text, "not a user (10.1.i.x) or DC (10.2.i.x) host address")
+    return Endpoint(node_id, (Attachment(port, ipaddress.IPv4Network(f"{address}/32")),))
+
+
+def resolve_endpoint(topology: Topology, endpoint: str) -> Endpoint:
+    """A node id or host IPv4 address -> its `Endpoint`; raises `EndpointError` otherwise."""
+    text = str(endpoint).strip()
+    if text in topology.nodes:
+        index = _site_index(text)
+        attachments = [Attachment(USER_PORT, ipaddress.IPv4Network(f"10.1.{index}.0/24"))]
+        if topology.nodes[text].dc is not None:
+            attachments.append(Attachment(DC_PORT, ipaddress.IPv4Network(f"10.2.{index}.0/24")))
+        return Endpoint(text, tuple(attachments))
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise EndpointError(text, f"neither a node of {topology.name} nor an IPv4 address") \
+            from None
+    return _resolve_address(topology, text, address)
+
+
+def host_mac(ip: str, topology: Optional[Topology] = None) -> Optional[str]:
+    """MAC of the emulated host owning ``ip`` (``u<i>``: 02:01:.., ``dc<i>``: 02:02:..), or None.
+
+    With ``topology`` the host must also exist there (node ``i``, and its DC
+    for 10.2.i.x), which is what the SC's ARP proxy needs: it answers only
+    for hosts that are really attached.
+    """
+    try:
+        address = ipaddress.IPv4Address(ip)
+    except ValueError:
+        return None
+    index, host = address.packed[2], address.packed[3]
+    if address in _USER_NET and host == 1:
+        kind = 0x01
+    elif address in _DC_NET and host not in (0, 255):
+        kind = 0x02  # VM aliases share the DC host's MAC: they are its IP aliases
+    else:
+        return None
+    if topology is not None:
+        node = topology.nodes.get(str(index))
+        if node is None or (kind == 0x02 and node.dc is None):
+            return None
+    return f"02:{kind:02x}:00:00:{index >> 8:02x}:{index & 0xFF:02x}"
+
+
+def lightpath_cookie(serial: int) -> int:
+    """The OpenFlow cookie of the lightpath with serial number ``serial`` (1, 2, ...)."""
+    if not 0 < serial <= _COOKIE_SERIAL_MASK:
+        raise ValueError(f"lightpath serial {serial} out of range")
+    return LIGHTPATH_COOKIE_TAG | serial
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Lightpath:
+    """One lightpath as the SC records it (immutable: changes make a new record)."""
+
+    id: str
+    owner: str
+    service_type: str
+    src: str
+    dst: str
+    src_endpoint: Endpoint
+    dst_endpoint: Endpoint
+    route: tuple[str, ...]
+    links: tuple[str, ...]
+    wavelength: int
+    cookie: int
+    state: str = INSTALLING
+    # Excluded from the hash: a dict is not hashable, and the id already is.
+    constraints: dict[str, Any] = field(default_factory=dict, hash=False)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = 0.0
+    reason: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.state not in TRANSITIONS:
+            raise ValueError(f"unknown lightpath state {self.state!r}")
+        if not self.route:
+            raise ValueError(f"{self.id}: empty route")
+        if len(self.links) != len(self.route) - 1:
+            raise ValueError(f"{self.id}: {len(self.route)} nodes need {len(self.route) - 1} "
+                             f"links, got {len(self.links)}")
+        if not 0 <= self.wavelength <= MAX_WAVELENGTH:
+            raise ValueError(f"{self.id}: wavelength {self.wavelength} not in 0..{MAX_WAVELENGTH}")
+        if self.src_endpoint.node != self.route[0] or self.dst_endpoint.node != self.route[-1]:
+            raise ValueError(f"{self.id}: route {self.route} does not join the endpoints")
+        if not self.updated_at:
+            object.__setattr__(self, "updated_at", self.created_at)
+
+    @property
+    def vlan_vid(self) -> int:
+        """The VLAN VID that stands for this lightpath's wavelength."""
+        return VID_BASE + self.wavelength
+
+    @property
+    def hops(self) -> int:
+        """Number of fibres crossed."""
+        return len(self.links)
+
+    def with_state(self, state: str, reason: Optional[str] = None,
+                   now: Optional[float] = None) -> "Lightpath":
+        """A copy in ``state``; raises ValueError on a transition `TRANSITIONS` forbids."""
+        if state not in TRANSITIONS.get(self.state, ()):
+            raise ValueError(f"{self.id}: no transition {self.state} -> {state}")
+        return dataclasses.replace(self, state=state, reason=reason,
+                                   updated_at=time.time() if now is None else now)
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST representation (ASI/SMI)."""
+        return {
+            "id": self.id, "owner": self.owner, "service_type": self.service_type,
+            "src": self.src, "dst": self.dst,
+            "src_endpoint": self.src_endpoint.to_json(),
+            "dst_endpoint": self.dst_endpoint.to_json(),
+            "route": list(self.route), "links": list(self.links), "hops": self.hops,
+            "wavelength": self.wavelength, "vlan_vid": self.vlan_vid,
+            # Hex: a 64-bit cookie does not survive JSON numbers in JavaScript.
+            "cookie": f"{self.cookie:#018x}",
+            "state": self.state, "constraints": dict(self.constraints),
+            "created": _iso(self.created_at), "updated": _iso(self.updated_at),
+            "reason": self.reason,
+        }
