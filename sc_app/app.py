@@ -1,0 +1,171 @@
+"""The Service Controller as a Ryu application: a thin shell around `ScCore`.
+
+Each handler finds what the event is about, calls a plain method of the core
+and sends the messages it gets back. Started by ``cso sc``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ryu.app.wsgi import WSGIApplication
+from ryu.base import app_manager
+from ryu.controller import ofp_event
+from ryu.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from ryu.lib import hub
+from ryu.ofproto import ofproto_v1_3
+from ryu.ofproto import ofproto_v1_3_parser as parser
+from ryu.topology import event as topo_event
+
+from sc_app import config, flows
+from sc_app.asi import AsiController
+from sc_app.core import ScCore
+from sc_app.installer import SwitchUnreachable
+from sc_app.lightpath import host_mac
+from sc_app.smi import NotFoundController, SmiController
+
+LOG = logging.getLogger("sc_app")
+
+# LLDP link discovery (EventLinkAdd/Delete) comes from Ryu's own switches app.
+app_manager.require_app("ryu.topology.switches", api_style=True)
+
+
+class ServiceController(app_manager.RyuApp):
+    """Ryu application wiring OpenFlow events and REST to the SC core."""
+
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+    _CONTEXTS = {"wsgi": WSGIApplication}
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.settings = config.settings_from_conf(self.CONF)
+        s = self.settings
+        self.datapaths: dict[int, Any] = {}
+        self.core = ScCore(s.topology, s.state_dir, s.ac_tokens, self, k=s.k,
+                           path_order=s.path_order, wavelength_policy=s.wavelength_policy,
+                           seed=s.random_seed, barrier_timeout=s.barrier_timeout,
+                           event_keepalive=s.event_keepalive,
+                           config_snapshot={"sources": list(s.sources),
+                                            "topology": s.topology_spec})
+        wsgi = kwargs["wsgi"]
+        data = {"core": self.core, "resync": self.resync,
+                "smi_tokens": getattr(s, "smi_tokens", {})}
+        wsgi.register(AsiController, data)
+        wsgi.register(SmiController, data)
+        wsgi.register(NotFoundController, data)
+        self._discovery = hub.spawn(self._discovery_loop)
+
+    # -- transport for the installer --------------------------------------------------------
+
+    def send(self, dpid: int, msg: Any) -> int:
+        """Bind ``msg`` to switch ``dpid``, send it and return its xid."""
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            raise SwitchUnreachable(f"switch {dpid} is not connected")
+        msg.datapath = dp
+        xid = dp.set_xid(msg)
+        if dp.send_msg(msg) is False:
+            raise SwitchUnreachable(f"switch {dpid} is closing")
+        return xid
+
+    def resync(self, dpid: int) -> int:
+        """Re-send a switch its base and lightpath entries; the number of messages."""
+        msgs = self.core.pa.resync_messages(dpid)
+        self._send_all(dpid, msgs)
+        return len(msgs)
+
+    def _send_all(self, dpid: int, msgs: list[Any]) -> None:
+        for msg in msgs:
+            try:
+                self.send(dpid, msg)
+            except SwitchUnreachable:
+                LOG.warning("switch %s went away while being programmed", dpid)
+                return
+
+    # -- OpenFlow events --------------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _state_change(self, ev: Any) -> None:
+        dp = ev.datapath
+        if dp.id is None:
+            return
+        if ev.state == MAIN_DISPATCHER:
+            self.datapaths[dp.id] = dp
+            req = parser.OFPPortDescStatsRequest(None, 0)
+            self._send_all(dp.id, [req])
+        elif ev.state == DEAD_DISPATCHER and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            self.core.installer.on_switch_down(dp.id)
+            self.core.pa.switch_down(dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        live = [p.port_no for p in ev.msg.body if _live(dp.ofproto, p)]
+        if dp.id in self.core.pa.connected:
+            for port in ev.msg.body:
+                self.core.pa.port_changed(dp.id, port.port_no, _live(dp.ofproto, port))
+            return
+        self._send_all(dp.id, self.core.pa.switch_up(dp.id, live))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev: Any) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        live = msg.reason != dp.ofproto.OFPPR_DELETE and _live(dp.ofproto, msg.desc)
+        self.core.pa.port_changed(dp.id, msg.desc.port_no, live)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        in_port = msg.match.get("in_port")
+        reply = flows.arp_reply(msg.data, in_port,
+                                lambda ip: host_mac(ip, self.core.topology))
+        if reply is not None:
+            self._send_all(msg.datapath.id, [reply])
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev: Any) -> None:
+        self.core.installer.on_barrier_reply(ev.msg.datapath.id, ev.msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _error(self, ev: Any) -> None:
+        msg = ev.msg
+        if not self.core.installer.on_error(msg.datapath.id, msg.xid, msg):
+            LOG.warning("OpenFlow error from %s (xid %s): type %s code %s", msg.datapath.id,
+                        msg.xid, msg.type, msg.code)
+
+    # -- LLDP discovery ---------------------------------------------------------------------
+
+    @set_ev_cls(topo_event.EventLinkAdd)
+    def _link_add(self, ev: Any) -> None:
+        link = ev.link
+        self.core.pa.lldp_link((link.src.dpid, link.src.port_no),
+                               (link.dst.dpid, link.dst.port_no), True)
+
+    @set_ev_cls(topo_event.EventLinkDelete)
+    def _link_delete(self, ev: Any) -> None:
+        link = ev.link
+        self.core.pa.lldp_link((link.src.dpid, link.src.port_no),
+                               (link.dst.dpid, link.dst.port_no), False)
+
+    def _discovery_loop(self) -> None:
+        """Raise alarms for fibres LLDP has not confirmed within the grace period."""
+        while True:
+            hub.sleep(self.settings.discovery_grace)
+            try:
+                self.core.pa.check_discovery()
+            except Exception:  # noqa: BLE001 - keep discovering; the error is logged
+                LOG.exception("discovery check failed")
+                self.core.on_handler_failure("discovery")
+
+    def close(self) -> None:
+        """Ryu stops the app: stop the loop and close the DBM."""
+        hub.kill(self._discovery)
+        self.core.close()
+
+
+def _live(ofproto: Any, port: Any) -> bool:
+    return (port.port_no <= ofproto.OFPP_MAX
+            and not port.state & ofproto.OFPPS_LINK_DOWN
+            and not port.config & ofproto.OFPPC_PORT_DOWN)

@@ -1,0 +1,90 @@
+"""The Service Controller's parts wired together, without Ryu.
+
+`ScCore` owns TED, SA-PCE, DBM, PA, SA, NRAE access, alarms, events and
+metrics for one topology. The Ryu application (`sc_app.app`) feeds it OpenFlow
+events and gives it a transport to the switches; tests give it a fake one.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Mapping, Optional
+
+from sc_app import nrae
+from sc_app.dbm import Database
+from sc_app.events import EventBus
+from sc_app.installer import FlowInstaller, Transport
+from sc_app.metrics import ScMetrics
+from sc_app.pa import Alarms, ProvisioningAgent
+from sc_app.pce import PCE
+from sc_app.service import ServiceAgent
+from sc_app.ted import TED
+from topologies.model import Topology
+
+LOG = logging.getLogger(__name__)
+
+DB_FILE = "sc.sqlite"
+
+
+class ScCore:
+    """Everything the SC knows and does, behind the Ryu shell and the REST controllers."""
+
+    def __init__(self, topology: Topology, state_dir: str, ac_tokens: Mapping[str, str],
+                 transport: Transport, k: int = 5, path_order: str = "hops",
+                 wavelength_policy: str = "first-fit", seed: Optional[int] = 0,
+                 barrier_timeout: float = 2.0, event_keepalive: float = 15.0,
+                 config_snapshot: Optional[dict[str, Any]] = None):
+        os.makedirs(state_dir, exist_ok=True)
+        self.topology = topology
+        self.ac_tokens = dict(ac_tokens)
+        self.event_keepalive = event_keepalive
+        self.metrics = ScMetrics()
+        self.bus = EventBus()
+        self.db = Database(os.path.join(state_dir, DB_FILE))
+        if config_snapshot is not None:
+            self.db.snapshot_config(config_snapshot)
+        self.ted = TED(topology)
+        self.pce = PCE(self.ted, k=k, order=path_order, policy=wavelength_policy, seed=seed)
+        self.alarms = Alarms(self.db, self.bus, self.metrics)
+        self.installer = FlowInstaller(transport, barrier_timeout=barrier_timeout)
+        self.service = ServiceAgent(topology, self.pce, self.db, self.installer, self.bus,
+                                    self.metrics)
+        self.pa = ProvisioningAgent(topology, self.ted, self.alarms, self.metrics,
+                                    lambda: list(self.service.lightpaths.values()))
+        dropped = self.service.restore()
+        if dropped:
+            LOG.warning("dropped lightpaths that were not fully set up: %s", dropped)
+        LOG.info("SC ready: topology %s (%d nodes, %d links), %d lightpath(s) restored",
+                 topology.name, len(topology.nodes), len(topology.links),
+                 len(self.service.lightpaths))
+
+    def view(self, name: str) -> dict[str, Any]:
+        """An NRAE view by name (ValueError for an unknown one)."""
+        return nrae.view(name, self.pce)
+
+    def set_link_admin(self, link_id: str, up: bool) -> None:
+        """OAM: put a fibre administratively up or down."""
+        self.ted.set_admin(link_id, up)
+        if up:
+            self.alarms.clear("link-admin-down", link_id)
+        else:
+            self.alarms.raise_("link-admin-down", "warning", link_id, "set down by an operator")
+        self.pa._gauges()
+
+    def on_handler_failure(self, name: str) -> None:
+        """Count an unexpected handler failure (REST or OpenFlow)."""
+        self.metrics.handler_errors.labels(handler=name).inc()
+
+    def close(self) -> None:
+        """Close the DBM."""
+        self.db.close()
+
+
+def make_transport(send: Callable[[int, Any], int]) -> Transport:
+    """A Transport from a plain ``send(dpid, msg) -> xid`` function."""
+
+    class _Send:
+        def send(self, dpid: int, msg: Any) -> int:
+            return send(dpid, msg)
+
+    return _Send()

@@ -1,0 +1,210 @@
+"""PA: the SC's view of the switches (CSO draft §3.2, SCI §7.3), as plain state.
+
+Turns OpenFlow facts — a switch connected or gone, its ports live or not,
+LLDP seeing a fibre — into TED state and alarms, and says which messages a
+(re)connecting switch needs: base entries, stale lightpath entries removed,
+the recorded lightpaths re-installed. A fibre is operationally up when both
+its switches are connected and both its ports are live; LLDP confirms the
+wiring, and a discovered link that is not the file's fibre is an alarm, never
+a crash.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Optional
+
+from sc_app import flows
+from sc_app.dbm import Database
+from sc_app.events import EventBus
+from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK, Lightpath
+from sc_app.metrics import ScMetrics
+from sc_app.ted import TED
+from topologies.model import Topology
+
+LOG = logging.getLogger(__name__)
+
+
+class Alarms:
+    """Raises and clears alarms: persisted in DBM, pushed to ACs, counted in metrics."""
+
+    def __init__(self, db: Database, bus: EventBus, metrics: ScMetrics):
+        self.db = db
+        self.bus = bus
+        self.metrics = metrics
+        self._refresh()
+
+    def raise_(self, kind: str, severity: str, subject: str, detail: str = "") -> None:
+        """Raise an alarm unless the same one is already active."""
+        active = {(a.kind, a.subject) for a in self.db.list_alarms(active=True)}
+        alarm = self.db.raise_alarm(kind, severity, subject, detail)
+        if (kind, subject) not in active:
+            LOG.warning("alarm %s on %s: %s", kind, subject, detail)
+            self.bus.publish("alarm", {"event": "raised", "alarm": alarm.to_json()})
+        self._refresh()
+
+    def clear(self, kind: str, subject: str) -> None:
+        """Clear an active alarm, if any."""
+        alarm = self.db.clear_alarm(kind, subject)
+        if alarm is not None:
+            LOG.info("alarm %s on %s cleared", kind, subject)
+            self.bus.publish("alarm", {"event": "cleared", "alarm": alarm.to_json()})
+        self._refresh()
+
+    def _refresh(self) -> None:
+        counts: dict[str, int] = {}
+        for alarm in self.db.list_alarms(active=True):
+            counts[alarm.kind] = counts.get(alarm.kind, 0) + 1
+        for metric in list(self.metrics.alarms._metrics):  # reset kinds no longer active
+            self.metrics.alarms.labels(*metric).set(0)
+        for kind, count in counts.items():
+            self.metrics.alarms.labels(kind=kind).set(count)
+
+
+class ProvisioningAgent:
+    """Switch, port and fibre state of the network, fed by OpenFlow events."""
+
+    def __init__(self, topology: Topology, ted: TED, alarms: Alarms, metrics: ScMetrics,
+                 lightpaths: Callable[[], Iterable[Lightpath]]):
+        self.topology = topology
+        self.ted = ted
+        self.alarms = alarms
+        self.metrics = metrics
+        self.lightpaths = lightpaths
+        self.nodes_by_dpid = topology.by_dpid()
+        self.connected: set[int] = set()
+        self.live_ports: dict[int, set[int]] = {}
+        #: (dpid, port) -> link id, both ends of every fibre.
+        self.fibre_at: dict[tuple[int, int], str] = {}
+        for link in topology.links:
+            self.fibre_at[(topology.nodes[link.a].dpid, link.a_port)] = link.id
+            self.fibre_at[(topology.nodes[link.b].dpid, link.b_port)] = link.id
+        self.discovered: set[str] = set()
+        # Until a switch connects, its node and fibres are down.
+        for node_id in topology.nodes:
+            ted.set_node_up(node_id, False)
+        for link in topology.links:
+            ted.set_oper(link.id, False)
+        self._gauges()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def switch_up(self, dpid: int, live_ports: Iterable[int]) -> list[Any]:
+        """A switch connected: the messages to send it (base entries, lightpath resync)."""
+        node = self.nodes_by_dpid.get(dpid)
+        if node is None:
+            self.alarms.raise_("unknown-switch", "minor", f"dpid {dpid}",
+                               "a switch that is not in the topology connected")
+            return []
+        self.connected.add(dpid)
+        self.live_ports[dpid] = set(live_ports)
+        self.ted.set_node_up(node.id, True)
+        self.alarms.clear("switch-down", node.id)
+        self._update_links_of(node.id)
+        return self.resync_messages(dpid)
+
+    def resync_messages(self, dpid: int) -> list[Any]:
+        """Base entries, every lightpath entry removed, then the recorded ones re-added.
+
+        Removing by the lightpath cookie tag clears entries of lightpaths that
+        no longer exist; re-adding the recorded ones restores any that are
+        missing. (Reconciliation that leaves correct entries untouched is a
+        later refinement.)
+        """
+        msgs: list[Any] = [flows.delete_by_cookie(LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK)]
+        msgs.extend(flows.base_flows())
+        for lp in self.lightpaths():
+            msgs.extend(flows.lightpath_flows(self.topology, lp).get(dpid, []))
+        return msgs
+
+    def switch_down(self, dpid: int) -> None:
+        """A switch disconnected."""
+        node = self.nodes_by_dpid.get(dpid)
+        if node is None or dpid not in self.connected:
+            return
+        self.connected.discard(dpid)
+        self.live_ports.pop(dpid, None)
+        self.ted.set_node_up(node.id, False)
+        self.alarms.raise_("switch-down", "major", node.id, f"switch dpid {dpid} disconnected")
+        self._update_links_of(node.id)
+
+    def port_changed(self, dpid: int, port: int, live: bool) -> None:
+        """A port went up or down (OpenFlow port status)."""
+        if dpid not in self.connected:
+            return
+        ports = self.live_ports.setdefault(dpid, set())
+        (ports.add if live else ports.discard)(port)
+        link_id = self.fibre_at.get((dpid, port))
+        if link_id is not None:
+            self._update_link(link_id)
+
+    def lldp_link(self, src: tuple[int, int], dst: tuple[int, int], up: bool) -> None:
+        """LLDP saw (or lost) a link from (dpid, port) to (dpid, port)."""
+        a, b = self.fibre_at.get(src), self.fibre_at.get(dst)
+        if a is None or a != b:
+            subject = f"{src[0]}:{src[1]}-{dst[0]}:{dst[1]}"
+            if up:
+                self.alarms.raise_("unexpected-link", "major", subject,
+                                   "LLDP found a link that is not a fibre of the topology")
+            else:
+                self.alarms.clear("unexpected-link", subject)
+            return
+        if up:
+            self.discovered.add(a)
+            self.alarms.clear("link-undiscovered", a)
+        else:
+            self.discovered.discard(a)
+
+    def check_discovery(self) -> list[str]:
+        """Fibres whose switches are both connected but that LLDP has not seen: alarms."""
+        missing = []
+        for link in self.topology.links:
+            ends = (self.topology.nodes[link.a].dpid, self.topology.nodes[link.b].dpid)
+            if all(d in self.connected for d in ends) and link.id not in self.discovered:
+                missing.append(link.id)
+                self.alarms.raise_("link-undiscovered", "minor", link.id,
+                                   "both switches are connected but LLDP has not seen the fibre")
+        return missing
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _update_links_of(self, node_id: str) -> None:
+        for link in self.topology.links:
+            if node_id in (link.a, link.b):
+                self._update_link(link.id)
+        self._gauges()
+
+    def _update_link(self, link_id: str) -> None:
+        link = self.topology.link(link_id)
+        ends = ((self.topology.nodes[link.a].dpid, link.a_port),
+                (self.topology.nodes[link.b].dpid, link.b_port))
+        up = all(dpid in self.connected and port in self.live_ports.get(dpid, ())
+                 for dpid, port in ends)
+        was = self.ted.oper_up[self.ted.index(link_id)]
+        if up != was:
+            self.ted.set_oper(link_id, up)
+            if up:
+                self.alarms.clear("link-down", link_id)
+            elif all(dpid in self.connected for dpid, _ in ends):
+                # A port down between two connected switches is a fibre failure.
+                self.alarms.raise_("link-down", "major", link_id, "fibre port down")
+        self._gauges()
+
+    def _gauges(self) -> None:
+        self.metrics.switches.set(len(self.connected))
+        self.metrics.links_up.set(sum(1 for i in range(len(self.ted.links))
+                                      if self.ted.usable_index(i)))
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Switches as SMI shows them."""
+        out = []
+        for node_id in self.ted.node_ids:
+            node = self.topology.nodes[node_id]
+            out.append({"node": node_id, "name": node.name, "dpid": node.dpid,
+                        "connected": node.dpid in self.connected,
+                        "live_ports": sorted(self.live_ports.get(node.dpid, ()))})
+        return out
+
+    def dpid_of(self, node_id: str) -> Optional[int]:
+        """The dpid of a node, or None."""
+        node = self.topology.nodes.get(node_id)
+        return None if node is None else node.dpid

@@ -1,0 +1,276 @@
+"""SA: the Service Agent behind ASI (CSO draft §3.2, §5, §7.2).
+
+Translates an AC's request (service type, endpoints, bandwidth, delay,
+jitter, hops, include/exclude) into SA-PCE constraints, reserves the route
+and wavelength, has PA install the flow entries (barrier-confirmed), records
+the lightpath in the DBM and answers; any failure on the way gives back
+everything taken. A plain class: the Ryu app and the WSGI controllers only
+call it, so tests drive it with a fake installer.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Optional, Protocol
+
+from cso.rest import ApiError, Field, validate
+from sc_app import flows
+from sc_app.dbm import Database
+from sc_app.events import EventBus
+from sc_app.installer import InstallResult
+from sc_app.lightpath import (DOWN, EndpointError, FAILED, INSTALLING, Lightpath, TEARING_DOWN,
+                              UP, Endpoint, resolve_endpoint)
+from sc_app.metrics import ScMetrics
+from sc_app.pce import PCE, ConstraintError, Constraints, NoPath, Path
+from sc_app.ted import TedError
+from topologies.model import Topology
+
+LOG = logging.getLogger(__name__)
+
+SERVICE_TYPES = ("generic", "vod", "vm", "migration", "function")
+
+#: Constraint fields shared by establish and evaluate.
+CONSTRAINT_FIELDS = {
+    "bandwidth_gbps": Field("number", minimum=0, maximum=1e6),
+    "max_delay_ms": Field("number", minimum=0, maximum=1e6),
+    "max_jitter_ms": Field("number", minimum=0, maximum=1e6),
+    "max_hops": Field("int", minimum=1, maximum=10_000),
+    "include_nodes": Field("list[str]", max_items=64),
+    "exclude_nodes": Field("list[str]", max_items=4096),
+    "exclude_links": Field("list[str]", max_items=4096),
+    "exclude_srlgs": Field("list[str]", max_items=4096),
+}
+ESTABLISH_SCHEMA = {
+    "src": Field("str", required=True, max_length=64),
+    "dst": Field("str", required=True, max_length=64),
+    "service_type": Field("str", choices=SERVICE_TYPES),
+    "label": Field("str", max_length=128),
+    **CONSTRAINT_FIELDS,
+}
+EVALUATE_SCHEMA = {
+    "src": Field("str", required=True, max_length=64),
+    "dsts": Field("list[str]", required=True, max_items=4096, max_length=64),
+    **CONSTRAINT_FIELDS,
+}
+
+#: HTTP status of each no-path reason: the request is well formed but the
+#: network cannot serve it now (409) or it names things that do not exist (422).
+NO_PATH_STATUS = {"unknown-node": 422, "same-node": 422}
+
+
+class Installer(Protocol):
+    """What SA needs from PA's flow installer (sc_app.installer.FlowInstaller)."""
+
+    def install(self, cookie: int, messages: dict[int, list],
+                timeout: Optional[float] = None) -> InstallResult: ...
+
+    def remove(self, cookie: int, dpids: Any, timeout: Optional[float] = None) -> InstallResult:
+        ...
+
+
+class ServiceAgent:
+    """Serves ASI requests: establish, teardown, query and evaluate lightpaths."""
+
+    def __init__(self, topology: Topology, pce: PCE, db: Database, installer: Installer,
+                 bus: EventBus, metrics: ScMetrics, clock: Callable[[], float] = time.monotonic):
+        self.topology = topology
+        self.pce = pce
+        self.ted = pce.ted
+        self.db = db
+        self.installer = installer
+        self.bus = bus
+        self.metrics = metrics
+        self.clock = clock
+        self.lightpaths: dict[str, Lightpath] = {lp.id: lp for lp in db.list_lightpaths()}
+        self._update_gauges()
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def restore(self) -> list[str]:
+        """Re-occupy the wavelengths of every recorded lightpath (before serving requests).
+
+        A lightpath still ``installing`` was cut short by a crash: it is dropped
+        (its stray entries are removed when its switches reconnect). Returns the
+        ids of lightpaths that could not be restored (and were dropped).
+        """
+        dropped = []
+        for lp in list(self.lightpaths.values()):
+            if lp.state in (INSTALLING, TEARING_DOWN, FAILED):
+                dropped.append(lp.id)
+                self._forget(lp)
+                continue
+            try:
+                self.pce.restore(lp.route, lp.wavelength, lp.id, lp.links)
+            except TedError as exc:
+                LOG.error("cannot restore %s: %s", lp.id, exc)
+                self.db.raise_alarm("restore-failed", "major", lp.id, str(exc))
+                dropped.append(lp.id)
+                self._forget(lp)
+        self._update_gauges()
+        return dropped
+
+    # -- ASI --------------------------------------------------------------------------------
+
+    def establish(self, owner: str, body: dict[str, Any]) -> Lightpath:
+        """Compute, reserve and install a lightpath for AC ``owner``; ApiError when refused."""
+        started = self.clock()
+        req = validate(body, ESTABLISH_SCHEMA)
+        src, dst = self._endpoint(req["src"], "src"), self._endpoint(req["dst"], "dst")
+        constraints = self._constraints(req)
+        self._check_overlap(owner, src, dst)
+        lp_id, cookie = self.db.next_ids()
+        path = self.pce.reserve(src.node, dst.node, constraints, owner=lp_id)
+        if isinstance(path, NoPath):
+            self.metrics.blocked.labels(reason=path.reason).inc()
+            raise ApiError(NO_PATH_STATUS.get(path.reason, 409), "no-path", path.reason,
+                           detail=path.detail)
+        lp = Lightpath(id=lp_id, owner=owner, service_type=req.get("service_type", "generic"),
+                       src=req["src"], dst=req["dst"], src_endpoint=src, dst_endpoint=dst,
+                       route=path.route, links=path.links, wavelength=path.wavelength,
+                       cookie=cookie, state=INSTALLING, constraints=constraints.to_dict())
+        try:
+            self.db.save_lightpath(lp)
+            self.lightpaths[lp.id] = lp
+            result = self.installer.install(cookie, flows.lightpath_flows(self.topology, lp))
+        except Exception:
+            self._give_back(lp, path)
+            raise
+        if not result.ok:
+            self._give_back(lp, path)
+            self.metrics.blocked.labels(reason=result.code or "install-failed").inc()
+            raise ApiError(503, "install-failed", result.code or "install-failed",
+                           detail=result.reason, dpid=result.dpid)
+        lp = self._set_state(lp, UP)
+        self.metrics.established.inc()
+        self.metrics.provisioning.observe(self.clock() - started)
+        return lp
+
+    def teardown(self, owner: str, lp_id: str) -> Lightpath:
+        """Remove an AC's lightpath: its entries on every switch, then its wavelength."""
+        lp = self.get(owner, lp_id)
+        if lp.state == TEARING_DOWN:
+            raise ApiError(409, "conflict", f"lightpath {lp_id} is already being torn down")
+        lp = self._set_state(lp, TEARING_DOWN)
+        result = self.installer.remove(lp.cookie, flows.lightpath_dpids(self.topology, lp))
+        if not result.ok:
+            # The wavelength is given back all the same: the entries left on an
+            # unreachable switch are stale and removed when it reconnects.
+            LOG.warning("teardown of %s left entries on %s: %s", lp.id, result.unclean,
+                        result.reason)
+        self._forget(lp)
+        gone = lp.with_state(TEARING_DOWN)
+        self._publish(gone, "deleted")
+        return gone
+
+    def get(self, owner: str, lp_id: str) -> Lightpath:
+        """An AC's own lightpath; another AC's is as good as missing (404)."""
+        lp = self.lightpaths.get(lp_id)
+        if lp is None or lp.owner != owner:
+            raise ApiError(404, "not-found", f"no lightpath {lp_id}")
+        return lp
+
+    def list(self, owner: Optional[str] = None) -> list[Lightpath]:
+        """Lightpaths of ``owner`` (all when None), oldest first."""
+        return [lp for lp in self.lightpaths.values() if owner is None or lp.owner == owner]
+
+    def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Candidates from one source to many destinations, nothing reserved (for GLB)."""
+        req = validate(body, EVALUATE_SCHEMA)
+        src = self._endpoint(req["src"], "src")
+        constraints = self._constraints(req)
+        results = []
+        for dst_text in req["dsts"]:
+            try:
+                dst = resolve_endpoint(self.topology, dst_text)
+            except EndpointError as exc:
+                results.append({"dst": dst_text, "feasible": False, "reason": exc.code,
+                                "detail": exc.reason})
+                continue
+            results.append({"dst": dst_text, "node": dst.node,
+                             **describe(self.pce.compute(src.node, dst.node, constraints))})
+        return {"src": req["src"], "node": src.node, "k": self.pce.k,
+                "order": self.pce.order, "results": results}
+
+    # -- state changes from PA (link failures, later issues) --------------------------------
+
+    def mark(self, lp_id: str, state: str, reason: Optional[str] = None) -> Lightpath:
+        """Set a lightpath's state (e.g. down when a fibre fails) and tell its AC."""
+        return self._set_state(self.lightpaths[lp_id], state, reason)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _endpoint(self, text: str, field: str) -> Endpoint:
+        try:
+            return resolve_endpoint(self.topology, text)
+        except EndpointError as exc:
+            raise ApiError(422, exc.code, exc.reason, field=field) from None
+
+    @staticmethod
+    def _constraints(req: dict[str, Any]) -> Constraints:
+        try:
+            return Constraints(**{k: req[k] for k in CONSTRAINT_FIELDS if k in req})
+        except ConstraintError as exc:
+            raise ApiError(422, "invalid-constraint", str(exc)) from None
+
+    def _check_overlap(self, owner: str, src: Endpoint, dst: Endpoint) -> None:
+        """Refuse a service whose traffic an existing lightpath already carries.
+
+        Both would classify the same packets at the ingress switch; the switch
+        would refuse the second (overlap check) after the wavelength was taken.
+        """
+        for lp in self.lightpaths.values():
+            for a, b in ((lp.src_endpoint, lp.dst_endpoint), (lp.dst_endpoint, lp.src_endpoint)):
+                if _overlaps(a, src) and _overlaps(b, dst):
+                    # Another AC's lightpath is not named: ACs see only their own.
+                    whose = f"lightpath {lp.id}" if lp.owner == owner else "another lightpath"
+                    raise ApiError(409, "endpoint-in-use",
+                                   f"{whose} already carries traffic between these endpoints")
+
+    def _give_back(self, lp: Lightpath, path: Path) -> None:
+        self.pce.release(path, lp.id)
+        self.lightpaths.pop(lp.id, None)
+        self.db.delete_lightpath(lp.id)
+        self._update_gauges()
+
+    def _forget(self, lp: Lightpath) -> None:
+        try:
+            self.ted.release(lp.links, lp.wavelength, lp.id)
+        except TedError:
+            pass  # never restored (dropped at start-up): nothing held
+        self.lightpaths.pop(lp.id, None)
+        self.db.delete_lightpath(lp.id)
+        self._update_gauges()
+
+    def _set_state(self, lp: Lightpath, state: str, reason: Optional[str] = None) -> Lightpath:
+        new = lp.with_state(state, reason)
+        self.db.update_state(lp.id, state, reason, new.updated_at)
+        self.lightpaths[lp.id] = new
+        self._update_gauges()
+        self._publish(new, state)
+        return new
+
+    def _publish(self, lp: Lightpath, what: str) -> None:
+        self.bus.publish("lightpath", {"event": what, "lightpath": lp.to_json()}, owner=lp.owner)
+
+    def _update_gauges(self) -> None:
+        counts = {state: 0 for state in (INSTALLING, UP, DOWN, TEARING_DOWN, FAILED)}
+        for lp in self.lightpaths.values():
+            counts[lp.state] = counts.get(lp.state, 0) + 1
+        for state, count in counts.items():
+            self.metrics.lightpaths.labels(state=state).set(count)
+        self.metrics.wavelengths_used.set(
+            sum(bin(full & ~free).count("1") for full, free in zip(self.ted.full, self.ted.free)))
+
+
+def _overlaps(a: Endpoint, b: Endpoint) -> bool:
+    return a.node == b.node and any(x.overlaps(y) for x in a.nets for y in b.nets)
+
+
+def describe(result: Any) -> dict[str, Any]:
+    """A PCE answer as an evaluation entry: feasible, hops, Σ TE weight, delay, free λs."""
+    if isinstance(result, NoPath):
+        return {"feasible": False, "reason": result.reason, "detail": result.detail}
+    return {"feasible": True, "route": list(result.route), "hops": result.hops,
+            "te_cost": result.te_cost, "delay_ms": result.delay_ms,
+            "length_km": result.length_km, "wavelength": result.wavelength,
+            "free_wavelengths": len(result.free_wavelengths)}
