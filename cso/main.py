@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "sc": ("sc_app.cli_sc", "run the Service Controller (Ryu's ryu-manager with sc_app)"),
+    "net": ("cso.net", "emulate a topology in Mininet with OVS switches (root)"),
     "path": ("sc_app.cli_path", "compute a lightpath offline on a topology file"),
     "topo": ("topologies.cli", "check or generate topology files"),
     "bench": ("cso.bench", "benchmarks (results under docs/)"),

@@ -158,9 +158,8 @@ class ServiceAgent:
             LOG.warning("teardown of %s left entries on %s: %s", lp.id, result.unclean,
                         result.reason)
         self._forget(lp)
-        gone = lp.with_state(TEARING_DOWN)
-        self._publish(gone, "deleted")
-        return gone
+        self._publish(lp, "deleted")
+        return lp
 
     def get(self, owner: str, lp_id: str) -> Lightpath:
         """An AC's own lightpath; another AC's is as good as missing (404)."""
