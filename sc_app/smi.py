@@ -63,7 +63,7 @@ class SmiController(ControllerBase):
 
     @route("smi-link", PREFIX + "/links/{link_id}", methods=["GET"], requirements=LINK)
     @handles_errors
-    def link(self, req: Request, link_id: str, **_kw: Any) -> Response:
+    def get_link(self, req: Request, link_id: str, **_kw: Any) -> Response:
         """GET one fibre."""
         self._auth(req)
         i = self._link_index(link_id)

@@ -1,0 +1,224 @@
+"""``cso net``: emulate a topology file in Mininet with OVS userspace switches (root).
+
+    cso net [--topo NAME|FILE] [--controller HOST:PORT] [--no-cli] [--run-dir DIR]
+    cso net exec [--run-dir DIR] HOST -- CMD...
+    cso net cleanup [--topo NAME|FILE]
+
+Only one emulation runs per machine (bridge and interface names are global): a lock file
+says which process holds it. While the switches are connected, ``DIR/state.json`` tells tools
+the hosts' pids and addresses; it is written only once every switch is connected, and removed
+on exit.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Iterator, Optional, Sequence
+
+from cso import emulation
+from topologies.loader import TopologyError, load
+
+DEFAULT_RUN_DIR = "/run/cso/net"
+LOCK_PATH = "/run/cso/net.lock"
+DEFAULT_CONTROLLER = "127.0.0.1:6653"
+
+
+class _Stop(BaseException):
+    """SIGINT/SIGTERM: unwinds through Mininet's CLI (which swallows KeyboardInterrupt)."""
+
+
+def parse_controller(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or just ``HOST``) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, "6653"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cso net", description="Emulate a topology in Mininet (root). "
+        "Subcommands: `cso net exec HOST -- CMD...`, `cso net cleanup`.")
+    parser.add_argument("--topo", default="nsfnet", help="topology name or file (nsfnet)")
+    parser.add_argument("--controller", type=parse_controller, default=DEFAULT_CONTROLLER,
+                        help=f"the SC's OpenFlow address ({DEFAULT_CONTROLLER})")
+    parser.add_argument("--no-cli", action="store_true",
+                        help="no Mininet CLI: run until SIGINT/SIGTERM, then clean up")
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
+                        help=f"where the state file is written ({DEFAULT_RUN_DIR})")
+    parser.add_argument("--connect-timeout", type=float, default=30.0,
+                        help="seconds to wait for every switch to reach the controller (30)")
+    parser.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "output", "warning", "error"),
+                        help="Mininet's log level (info)")
+    return parser
+
+
+def _exec_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cso net exec",
+                                     description="Run a command inside an emulated host.")
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR)
+    parser.add_argument("host", help="host name, e.g. u0 or dc1")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    return parser
+
+
+def _cleanup_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cso net cleanup",
+        description="Remove a topology's leftover bridges, interfaces and host shells.")
+    parser.add_argument("--topo", default="nsfnet", help="topology name or file (nsfnet)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``cso net``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["exec"]:
+        return exec_in_host(_exec_parser().parse_args(args[1:]))
+    if args[:1] == ["cleanup"]:
+        return _with_plan(_cleanup_parser().parse_args(args[1:]), _cleanup)
+    return _with_plan(_parser().parse_args(args), run)
+
+
+def _with_plan(args: argparse.Namespace, action) -> int:
+    if os.geteuid() != 0:
+        print("cso net: must run as root (Mininet creates namespaces and interfaces)",
+              file=sys.stderr)
+        return 1
+    try:
+        the_plan = emulation.plan(load(args.topo))
+    except (TopologyError, emulation.EmulationError) as exc:
+        print(f"cso net: {exc}", file=sys.stderr)
+        return 1
+    return action(args, the_plan)
+
+
+def _cleanup(_args: argparse.Namespace, the_plan: emulation.Plan) -> int:
+    with _exclusive_lock():
+        emulation.cleanup(the_plan, log=_say)
+    return 0
+
+
+def run(args: argparse.Namespace, the_plan: emulation.Plan) -> int:
+    """Build, connect, serve (CLI or until a signal), and always clean up."""
+    from mininet.log import setLogLevel
+
+    setLogLevel(args.log_level)
+    state_path = os.path.join(args.run_dir, emulation.STATE_FILE)
+    with _exclusive_lock():
+        # Leftovers of a crashed run would make Mininet fail on "File exists".
+        emulation.cleanup(the_plan, log=_say)
+        net = emulation.Emulation(the_plan, args.controller)
+        _raise_on_signals(sigint=args.no_cli)
+        try:
+            net.start(args.connect_timeout)
+            emulation.write_state(args.run_dir, net.state())
+            _say(f"{the_plan.topology}: {len(the_plan.switches)} switches connected to "
+                 "%s:%d, %d hosts; state in %s" % (*args.controller, len(the_plan.hosts),
+                                                   state_path))
+            _serve(net, cli=not args.no_cli)
+            return 0
+        except _Stop:
+            return 0
+        except emulation.EmulationError as exc:
+            _say(str(exc))
+            return 1
+        except Exception:  # Mininet raises bare Exceptions; report them, then clean up
+            traceback.print_exc()
+            return 1
+        finally:
+            _ignore_signals()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(state_path)
+            _stop_quietly(net)
+            emulation.cleanup(the_plan, log=_say)
+            _say("stopped and cleaned up")
+
+
+def _serve(net: emulation.Emulation, cli: bool) -> None:
+    if cli:
+        from mininet.cli import CLI
+
+        CLI(net.net)
+        return
+    while True:
+        time.sleep(3600)
+
+
+def _stop_quietly(net: emulation.Emulation) -> None:
+    try:
+        net.stop()
+    except Exception:  # cleanup() below removes what a failed stop leaves
+        traceback.print_exc()
+
+
+def exec_in_host(args: argparse.Namespace) -> int:
+    """Replace this process by CMD running in HOST's network namespace."""
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("cso net exec: no command (usage: cso net exec HOST -- CMD...)", file=sys.stderr)
+        return 2
+    try:
+        state = emulation.read_state(args.run_dir)
+    except emulation.EmulationError as exc:
+        print(f"cso net exec: {exc}", file=sys.stderr)
+        return 1
+    host = state["hosts"].get(args.host)
+    if host is None:
+        print(f"cso net exec: no host {args.host!r} (hosts: {', '.join(sorted(state['hosts']))})",
+              file=sys.stderr)
+        return 1
+    if not os.path.exists(f"/proc/{host['pid']}"):
+        print(f"cso net exec: host {args.host} (pid {host['pid']}) is gone: stale state file",
+              file=sys.stderr)
+        return 1
+    os.execvp("mnexec", ["mnexec", "-a", str(host["pid"]), *command])
+    return 1  # not reached
+
+
+@contextlib.contextmanager
+def _exclusive_lock() -> Iterator[None]:
+    """One emulation per machine: bridge and interface names are global."""
+    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
+    with open(LOCK_PATH, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise SystemExit(f"cso net: another emulation is running (pid {holder}, "
+                             f"lock {LOCK_PATH})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def _raise_on_signals(sigint: bool) -> None:
+    """SIGTERM (and SIGINT without the CLI, whose Ctrl-C interrupts the host command) stop us."""
+    def stop(_signum, _frame):
+        raise _Stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    if sigint:
+        signal.signal(signal.SIGINT, stop)
+
+
+def _ignore_signals() -> None:
+    # A second Ctrl-C must not interrupt the cleanup it would otherwise skip.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _say(message: str) -> None:
+    print(f"cso net: {message}", file=sys.stderr, flush=True)

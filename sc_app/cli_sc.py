@@ -1,0 +1,143 @@
+"""``cso sc``: the Service Controller, i.e. Ryu's own ``ryu-manager`` with the SC's defaults.
+
+Every ryu-manager flag passes through unchanged. On top of ryu-manager this launcher:
+
+- restores ``eventlet.wsgi.ALREADY_HANDLED`` (gone from the eventlets that run on Python 3.11,
+  still imported by ``ryu.app.wsgi``) before Ryu is imported (DESIGN §7);
+- loads ``sc_app.app`` when no application is named;
+- turns LLDP link discovery (``--observe-links``) on by default (``--noobserve-links``: off);
+- validates the ``[sc]`` section of every ``--config-file`` before starting, and offers
+  ``cso sc check-config FILE...`` to do only that;
+- exits 1 when its OpenFlow or REST port is taken, instead of sharing it (SO_REUSEPORT) or
+  running on without it.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import warnings
+from typing import Optional, Sequence
+
+from sc_app import config
+
+DEFAULT_APPS = ("sc_app.app",)
+PROG = "cso sc"
+
+
+def ensure_eventlet_compat() -> None:
+    """Give ``eventlet.wsgi`` the ``ALREADY_HANDLED`` marker Ryu imports, if it lacks one."""
+    # The notice is printed on every start and says nothing an operator can act on.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    import eventlet.wsgi
+
+    if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):
+        # Only identity matters: Ryu returns it from a handler that has written the
+        # response itself (websockets); any unique object does.
+        eventlet.wsgi.ALREADY_HANDLED = object()
+
+
+class ListenError(OSError):
+    """One of Ryu's listeners (OpenFlow, REST) could not bind its address."""
+
+
+def exclusive_listeners() -> None:
+    """Make Ryu's listeners refuse a port already in use, and the SC stop when one does.
+
+    ``eventlet.listen`` sets SO_REUSEPORT by default, so a second ``cso sc`` on the same ports
+    would start and take half of the switch connections and REST requests. And Ryu opens its
+    OpenFlow listener in a green thread that only logs a failure: the SC would go on without
+    OpenFlow. So the failure is also thrown into the main green thread, where Ryu's manager
+    closes its apps and `run_ryu` reports it.
+    """
+    import eventlet
+    import eventlet.hubs
+    import greenlet
+
+    if getattr(eventlet.listen, "cso_exclusive", False):
+        return
+    shared_listen = eventlet.listen
+    main = greenlet.getcurrent()
+
+    def listen(addr, family=socket.AF_INET, backlog=50, reuse_addr=True, reuse_port=False):
+        try:
+            return shared_listen(addr, family, backlog, reuse_addr, reuse_port)
+        except OSError as exc:
+            error = ListenError(exc.errno, f"cannot listen on {addr}: {exc.strerror or exc}")
+            if greenlet.getcurrent() is not main:
+                # How eventlet's own GreenThread.kill delivers an exception to a green thread.
+                eventlet.hubs.get_hub().schedule_call_global(0, main.throw, error)
+            raise error from exc
+
+    listen.cso_exclusive = True
+    eventlet.listen = listen
+
+
+def config_files(argv: Sequence[str]) -> list[str]:
+    """The ``--config-file`` values of a ryu-manager command line, in order."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--config-file", action="append", default=[])
+    known, _rest = parser.parse_known_args(list(argv))
+    return known.config_file
+
+
+def names_app_list(argv: Sequence[str]) -> bool:
+    """True when ``--app-lists`` is given (positional app names are left to oslo.config)."""
+    return any(arg.split("=", 1)[0] in ("--app-lists", "--app_lists") for arg in argv)
+
+
+def check_config(argv: Sequence[str]) -> int:
+    """``cso sc check-config FILE...``: validate offline; 0 when valid, 1 otherwise."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} check-config",
+                                     description="Validate SC config files without starting.")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="oslo.config files, later ones overriding earlier ones")
+    args = parser.parse_args(list(argv))
+    try:
+        settings = config.check_files(args.files)
+    except config.ConfigError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    print(f"{', '.join(args.files)}: OK (topology {settings.topology.name}: "
+          f"{len(settings.topology.nodes)} nodes, {len(settings.topology.links)} links; "
+          f"{len(settings.ac_tokens)} AC token(s); REST port {settings.rest_port}, "
+          f"OpenFlow port {settings.ofp_port})")
+    return 0
+
+
+def run_ryu(argv: Sequence[str]) -> int:
+    """Run ryu-manager's main with the SC's defaults; returns when Ryu stops."""
+    ensure_eventlet_compat()
+    exclusive_listeners()
+    # Importing the manager registers Ryu's options (and monkey-patches via ryu.lib.hub).
+    from ryu import cfg
+    from ryu.cmd import manager
+
+    config.register_opts(cfg.CONF)
+    cfg.CONF.set_default("observe_links", True)
+    if not names_app_list(argv):
+        # A default, not an argument: positional app names given by the user replace it.
+        cfg.CONF.set_default("app", list(DEFAULT_APPS))
+    try:
+        manager.main(args=list(argv), prog=PROG)
+    except ListenError as exc:
+        print(f"{PROG}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``cso sc``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["check-config"]:
+        return check_config(args[1:])
+    if not {"-h", "--help", "--version"} & set(args):
+        try:
+            config.check_files(config_files(args))
+        except config.ConfigError as exc:
+            print(f"{PROG}: invalid configuration, not starting:", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+    return run_ryu(args)

@@ -1,0 +1,141 @@
+"""Fixtures for integration tests: the real ``cso sc`` and ``cso net`` on Open vSwitch.
+
+Every test here is marked ``integration`` and skipped, with the reason, unless it runs as root
+with the tools of `harness.REQUIRED_TOOLS`. A failing test's report shows where the logs are
+and the tail of each harness process still running.
+
+Module-scoped (one SC and one emulation per test module; override ``sc_apps``,
+``sc_options`` or ``net_topology`` in a module to change them):
+
+- ``sc``: a started `harness.ScRun`; ``net``: a started `harness.NetRun` connected to it.
+
+Function-scoped, for tests that need their own processes:
+
+- ``sc_factory(apps=(), options=None, wait_rest=True, **kwargs)`` -> started `ScRun`;
+- ``net_factory(sc, topology="nsfnet")`` -> started `NetRun`; both stopped after the test.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import harness
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SKIP_REASON = harness.missing_requirements()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark (and, when the machine cannot run them, skip) every test of this folder."""
+    for item in items:
+        if str(item.fspath).startswith(_HERE + os.sep):
+            item.add_marker(pytest.mark.integration)
+            if _SKIP_REASON:
+                item.add_marker(pytest.mark.skip(reason=_SKIP_REASON))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """On failure, add each running harness process's log path and tail to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and str(item.fspath).startswith(_HERE + os.sep):
+        for process in harness.running():
+            report.sections.append((f"{process.name} log: {process.log_path}", process.tail()))
+
+
+@pytest.fixture(scope="session")
+def ovs() -> None:
+    """Open vSwitch is running."""
+    harness.ensure_ovs()
+
+
+@pytest.fixture(scope="module")
+def module_log_dir(tmp_path_factory: pytest.TempPathFactory,
+                   request: pytest.FixtureRequest) -> str:
+    """Log directory of the module's shared processes."""
+    return str(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+
+
+@pytest.fixture(scope="module")
+def sc_apps() -> list[str]:
+    """Ryu apps the module's SC loads (none named: ``cso sc`` loads sc_app.app)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def sc_options() -> dict[str, Any]:
+    """Extra ``[sc]`` options for the module's SC."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def sc_wait_rest() -> bool:
+    """Whether the module's SC serves REST (wait for its port before the tests)."""
+    return True
+
+
+@pytest.fixture(scope="module")
+def net_topology() -> str:
+    """Topology the module's emulation and SC use."""
+    return "nsfnet"
+
+
+@pytest.fixture(scope="module")
+def sc(ovs: None, module_log_dir: str, sc_apps: list[str], sc_options: dict[str, Any],
+       sc_wait_rest: bool, net_topology: str) -> Iterator[harness.ScRun]:
+    """The module's running SC."""
+    run = harness.ScRun(module_log_dir, apps=sc_apps, topology=net_topology, options=sc_options)
+    try:
+        yield run.start(wait_rest=sc_wait_rest)
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def net(sc: harness.ScRun, module_log_dir: str, net_topology: str) -> Iterator[harness.NetRun]:
+    """The module's emulation, every switch connected to ``sc``."""
+    run = harness.NetRun(module_log_dir, sc.ofp_port, topology=net_topology)
+    try:
+        yield run.start()
+    finally:
+        run.stop()
+
+
+@pytest.fixture
+def sc_factory(ovs: None, tmp_path: Any) -> Iterator[Callable[..., harness.ScRun]]:
+    """Start SCs of the test's own (logs in the test's tmp_path); stopped after the test."""
+    started: list[harness.ScRun] = []
+
+    def start(apps: tuple[str, ...] = (), options: dict[str, Any] | None = None,
+              wait_rest: bool = True, **kwargs: Any) -> harness.ScRun:
+        run = harness.ScRun(str(tmp_path / f"sc{len(started)}"), apps=apps, options=options,
+                            **kwargs)
+        started.append(run)
+        return run.start(wait_rest=wait_rest)
+
+    try:
+        yield start
+    finally:
+        for run in reversed(started):
+            run.stop()
+
+
+@pytest.fixture
+def net_factory(tmp_path: Any) -> Iterator[Callable[..., harness.NetRun]]:
+    """Start an emulation of the test's own, connected to a given SC; stopped after the test."""
+    started: list[harness.NetRun] = []
+
+    def start(sc: harness.ScRun, topology: str = "nsfnet") -> harness.NetRun:
+        run = harness.NetRun(str(tmp_path / f"net{len(started)}"), sc.ofp_port,
+                             topology=topology)
+        started.append(run)
+        return run.start()
+
+    try:
+        yield start
+    finally:
+        for run in reversed(started):
+            run.stop()
