@@ -14,6 +14,7 @@ Every ryu-manager flag passes through unchanged. On top of ryu-manager this laun
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 import warnings
@@ -73,6 +74,27 @@ def exclusive_listeners() -> None:
     eventlet.listen = listen
 
 
+def graceful_signals() -> None:
+    """SIGINT and SIGTERM make Ryu close its apps and return; a second one kills at once.
+
+    Python raises KeyboardInterrupt in whichever green thread runs when the signal arrives,
+    and Ryu's green threads log and swallow it, so Ctrl-C would often do nothing. The
+    exception is thrown into the main green thread instead, where Ryu's manager expects it.
+    """
+    import eventlet.hubs
+    import greenlet
+
+    main = greenlet.getcurrent()
+
+    def stop(signum: int, _frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        eventlet.hubs.get_hub().schedule_call_global(0, main.throw, KeyboardInterrupt())
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def config_files(argv: Sequence[str]) -> list[str]:
     """The ``--config-file`` values of a ryu-manager command line, in order."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -119,6 +141,7 @@ def run_ryu(argv: Sequence[str]) -> int:
     if not names_app_list(argv):
         # A default, not an argument: positional app names given by the user replace it.
         cfg.CONF.set_default("app", list(DEFAULT_APPS))
+    graceful_signals()
     try:
         manager.main(args=list(argv), prog=PROG)
     except ListenError as exc:

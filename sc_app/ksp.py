@@ -165,8 +165,9 @@ def _fewest_hops(adj: Adjacency, s: int, t: int, banned_nodes: Optional[Abstract
         layer = previous
     nodes, links, u = [s], [], s
     while u != t:
-        if fwd[u] < a:
-            want, labels = fwd[u] + 1, fwd
+        # The first a steps go down forward labels, the rest down backward ones.
+        if len(links) < a:
+            want, labels = len(links) + 1, fwd
         else:
             want, labels = bwd[u] - 1, bwd
         for v, link in adj[u]:

@@ -159,7 +159,12 @@ def _bits(mask: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Path:
-    """A computed lightpath: route, wavelength and metrics (``wavelength`` None: not chosen)."""
+    """A computed lightpath: route, wavelength and metrics (``wavelength`` None: not chosen).
+
+    ``free_mask`` (bit λ set: λ free on every link of the route) is taken when
+    the answer was made: after the reservation for `PCE.reserve`, before for
+    `PCE.compute`. ``te_cost`` is the sum of the links' load-dependent TE weights.
+    """
 
     route: tuple[str, ...]
     links: tuple[str, ...]

@@ -243,9 +243,12 @@ class TED:
         TedError for an unknown link, a repeated link or a wavelength beyond W.
         Also used to re-occupy known lightpaths when reconciling after a restart.
         """
+        link_ids = list(link_ids)
         indices = tuple(self.index(link_id) for link_id in link_ids)
         if len(set(indices)) != len(indices):
-            raise TedError(f"a link is listed twice in {list(link_ids)}")
+            raise TedError(f"a link is listed twice in {link_ids}")
+        if not indices:
+            raise TedError("no links to occupy")
         self.occupy_indices(indices, wavelength, owner)
 
     def occupy_indices(self, indices: tuple[int, ...], wavelength: int, owner: str) -> None:
@@ -283,6 +286,8 @@ class TED:
 
     def release_indices(self, indices: tuple[int, ...], wavelength: int, owner: str) -> None:
         """`release` by link numbers."""
+        if not indices:
+            raise TedError("no links to release")
         owners = self._owners
         for i in indices:
             holder = owners[i].get(wavelength)

@@ -70,11 +70,16 @@ def test_wavelength_outside_the_grid_is_refused(wavelength):
     assert ted.free_mask("0-1") == 0b1111
 
 
-def test_a_link_listed_twice_is_refused():
+def test_a_link_listed_twice_or_no_link_is_refused():
     ted = small()
     with pytest.raises(TedError, match="twice"):
         ted.occupy(["0-1", "1-0"], 0, "lp")
     assert ted.owner("0-1", 0) is None
+    with pytest.raises(TedError, match="no links"):
+        ted.occupy([], 0, "lp")
+    with pytest.raises(TedError, match="no links"):
+        ted.release([], 0, "lp")
+    assert ted.held("lp") == {}
 
 
 def test_release_by_another_owner_is_refused_atomically():
