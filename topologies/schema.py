@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-#: A lightpath on wavelength λ (1..W) is tagged with VLAN VID 1000+λ, which must stay <= 4094.
+#: A lightpath on wavelength λ (0..W-1) is tagged with VLAN VID 1000+λ, which must stay <= 4094.
 VID_BASE = 1000
 MAX_WAVELENGTHS = 4094 - VID_BASE
 #: OpenFlow datapath ids are 64-bit.
