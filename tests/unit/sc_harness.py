@@ -68,6 +68,8 @@ class SwitchTransport:
         #: dpid -> the error answered to every flow ADD (the entry is not added).
         self.refuse: dict[int, OFError] = {}
         self.sent: list[tuple[int, Any]] = []
+        #: Exceptions the installer's reply handlers raised (Ryu would log them and go on).
+        self.reply_errors: list[BaseException] = []
         self._xids = itertools.count(1)
 
     def send(self, dpid: int, msg: Any) -> int:
@@ -82,12 +84,21 @@ class SwitchTransport:
         if error is None:
             error = self.net.send(dpid, msg)
         if self.installer is not None:
-            # Replies arrive from Ryu's datapath thread, never inside send().
             if error is not None:
-                eventlet.spawn(self.installer.on_error, dpid, xid, error)
+                self._reply(self.installer.on_error, dpid, xid, error)
             elif isinstance(msg, parser.OFPBarrierRequest):
-                eventlet.spawn(self.installer.on_barrier_reply, dpid, xid)
+                self._reply(self.installer.on_barrier_reply, dpid, xid)
         return xid
+
+    def _reply(self, handler: Any, *args: Any) -> None:
+        """Call ``handler`` from another green thread: replies never arrive inside send()."""
+        def deliver() -> None:
+            try:
+                handler(*args)
+            except Exception as exc:  # noqa: BLE001 - recorded for the test to see
+                self.reply_errors.append(exc)
+
+        eventlet.spawn(deliver)
 
 
 @dataclass

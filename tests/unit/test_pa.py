@@ -10,7 +10,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from fake_of13 import ETH_ARP, ETH_IPV6, ETH_LLDP, FakeNetwork, Packet, ipv4
 from sc_app import flows
-from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK
+from sc_app.lightpath import LIGHTPATH_COOKIE_TAG
 from sc_harness import all_ports, fibre_ports, make_sc, state_dir  # noqa: F401 (fixture)
 
 

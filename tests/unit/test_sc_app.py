@@ -6,6 +6,7 @@ what the app sends to a fake OpenFlow 1.3 network and answer barriers and errors
 app's own handlers, so a lightpath set up over its REST API can be followed in the data plane.
 """
 import logging
+import os
 import types
 
 import eventlet
@@ -19,8 +20,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from ryu.topology import event as topo_event
 
 from fake_of13 import FakeNetwork, ipv4
-from sc_harness import (TABLE_FULL, Client, all_ports, make_sc, register_controllers,  # noqa: F401
-                        state_dir)
+from sc_harness import TABLE_FULL, Client, all_ports, make_sc, state_dir  # noqa: F401 (fixture)
 from sc_app.app import ServiceController
 from sc_app.installer import SwitchUnreachable
 from sc_app.lightpath import host_mac
@@ -31,7 +31,7 @@ TOKEN = "app-token"
 class FakeDatapath:
     """What the app sees of a switch; replies come back through the app's handlers."""
 
-    def __init__(self, dpid, app, net):
+    def __init__(self, dpid, app, net, errors=None):
         self.id = dpid
         self.ofproto = ofp
         self.ofproto_parser = parser
@@ -40,6 +40,7 @@ class FakeDatapath:
         self.sent = []
         self.refuse = None  # an OFError answered to every flow ADD
         self.xid = 0
+        self.errors = [] if errors is None else errors  # what the app's handlers raised
 
     def set_xid(self, msg):
         self.xid += 1
@@ -57,11 +58,19 @@ class FakeDatapath:
         if error is not None:
             reply = parser.OFPErrorMsg(self, type_=error.type, code=error.code, data=b"")
             reply.xid = msg.xid
-            eventlet.spawn(self.app._error, ofp_event.EventOFPErrorMsg(reply))
+            eventlet.spawn(self._deliver, self.app._error, ofp_event.EventOFPErrorMsg(reply))
         elif isinstance(msg, parser.OFPBarrierRequest):
             reply = parser.OFPBarrierReply(self)
             reply.xid = msg.xid
-            eventlet.spawn(self.app._barrier_reply, ofp_event.EventOFPBarrierReply(reply))
+            eventlet.spawn(self._deliver, self.app._barrier_reply,
+                           ofp_event.EventOFPBarrierReply(reply))
+
+    def _deliver(self, handler, ev):
+        """Ryu's event loop: a handler's exception is logged and the loop goes on."""
+        try:
+            handler(ev)
+        except Exception as exc:  # noqa: BLE001 - recorded for the test to see
+            self.errors.append(exc)
 
     def of_type(self, cls):
         return [m for m in self.sent if isinstance(m, cls)]
@@ -92,12 +101,13 @@ class Rig:
         self.wsgi = wsgi
         self.net = FakeNetwork()
         self.dps = {}
+        self.errors = []
         self.client = Client(wsgi, TOKEN)
 
     def connect(self, node_id, ports=None):
         topology = self.app.core.topology
         dpid = topology.nodes[node_id].dpid
-        dp = self.dps[dpid] = FakeDatapath(dpid, self.app, self.net)
+        dp = self.dps[dpid] = FakeDatapath(dpid, self.app, self.net, self.errors)
         state_change(self.app, dp, MAIN_DISPATCHER)
         live = all_ports(topology, node_id) if ports is None else ports
         port_desc(self.app, dp, [ofport(p) for p in live] + [ofport(ofp.OFPP_LOCAL)])
@@ -142,7 +152,7 @@ def test_the_app_registers_the_routes_the_harness_registers(rig, state_dir):
                  r.defaults["controller"].__name__, r.defaults["action"])
                 for r in wsgi.mapper.matchlist]
 
-    sc = make_sc(state_dir + "-harness", connect=False)
+    sc = make_sc(os.path.join(state_dir, "harness"), connect=False)
     try:
         assert routes(sc.wsgi) == routes(rig.wsgi)
     finally:
@@ -252,6 +262,7 @@ def test_a_lightpath_over_the_apps_rest_is_confirmed_by_barrier_replies(rig):
     assert rig.delivered("10.1.0.1", "10.1.3.1") == [(4, 1, ipv4("10.1.0.1", "10.1.3.1"))]
     assert rig.client.delete(f"/asi/v1/lightpaths/{lp['id']}").status == 200
     assert rig.delivered("10.1.0.1", "10.1.3.1") == []
+    assert rig.errors == []
 
 
 def test_an_error_reply_fails_the_install_and_it_is_rolled_back(rig):

@@ -142,7 +142,7 @@ EVALUATE_CASES = {
 }
 
 
-def check_refused(sc, reply, status, code):
+def check_refused(reply, status, code):
     assert reply.status == status, reply.body
     assert reply.content_type == "application/json"
     error = reply.json
@@ -165,7 +165,7 @@ def test_a_bad_establish_is_refused_with_json_and_changes_nothing(busy_sc, reque
                                                                   code):
     before = busy_sc.state()
     reply = busy_sc.client("ac1").post(LP, **request_)
-    check_refused(busy_sc, reply, status, code)
+    check_refused(reply, status, code)
     assert busy_sc.state() == before
     assert busy_sc.client("ac1").get(LP).json == {"lightpaths": []}
 
@@ -175,7 +175,7 @@ def test_a_bad_establish_is_refused_with_json_and_changes_nothing(busy_sc, reque
 def test_a_bad_evaluation_is_refused_with_json_and_changes_nothing(busy_sc, request_, status,
                                                                    code):
     before = busy_sc.state()
-    check_refused(busy_sc, busy_sc.client("ac1").post(EVAL, **request_), status, code)
+    check_refused(busy_sc.client("ac1").post(EVAL, **request_), status, code)
     assert busy_sc.state() == before
 
 

@@ -240,6 +240,8 @@ def test_a_failed_install_answers_503_and_leaves_nothing_behind(state_dir, failu
         assert reply.json["error"] == "install-failed"
         assert (reply.json["reason"], reply.json["dpid"]) == (code, sc.dpid(node))
         assert sc.state() == before  # TED, DBM, SA and every flow table
+        # Nothing else went wrong in the reply handlers than the installer bug xfailed below.
+        assert all(isinstance(e, AssertionError) for e in sc.transport.reply_errors)
         assert ac1.get(LP).json == {"lightpaths": []}
         assert sc.delivered_to(U0, U3) == []
         metrics = sc.client(None).get("/metrics").body.decode()
@@ -250,6 +252,17 @@ def test_a_failed_install_answers_503_and_leaves_nothing_behind(state_dir, failu
         assert sc.delivered_to(U0, U3) == [("3", 1, ipv4(U0, U3))]
     finally:
         sc.close()
+
+
+@pytest.mark.xfail(strict=True, reason="bug in sc_app/installer.py _Batch: a barrier reply "
+                   "arriving after a fail-fast failure re-sends the done Event (AssertionError "
+                   "in the reply handler); see the helper's report")
+@pytest.mark.parametrize("failure", ["absent", "error"])
+def test_replies_arriving_after_a_failure_are_absorbed_quietly(sc, failure):
+    FAILURES[failure][0](sc.transport, sc.dpid("2"))
+    assert sc.client("ac1").post(LP, {"src": U0, "dst": U3}).status == 503
+    eventlet.sleep(0)  # let every reply in flight arrive
+    assert sc.transport.reply_errors == []
 
 
 def test_no_wavelength_left_is_409_with_the_reason_and_changes_nothing(sc):
@@ -273,6 +286,37 @@ def test_no_wavelength_left_is_409_with_the_reason_and_changes_nothing(sc):
     assert ac1.delete(f"{LP}/{lps[5]['id']}").status == 200
     last = establish(ac1, "10.2.0.9", "10.2.3.9")
     assert (last["route"], last["wavelength"]) == (lps[5]["route"], lps[5]["wavelength"])
+
+
+def test_concurrent_requests_never_share_a_wavelength(sc):
+    ac1 = sc.client("ac1")
+    requests = [eventlet.spawn(ac1.post, LP, {"src": f"10.2.0.{n}", "dst": f"10.2.3.{n}"})
+                for n in range(1, 11)]
+    replies = [r.wait() for r in requests]
+    assert sorted(r.status for r in replies) == [201] * 8 + [409] * 2
+    up = [r.json for r in replies if r.status == 201]
+    held = [(link, lp["wavelength"]) for lp in up for link in lp["links"]]
+    assert len(held) == len(set(held))
+    for lp in up:
+        assert sc.delivered_to(lp["src"], lp["dst"]) == [("3", 2, ipv4(lp["src"], lp["dst"]))]
+        assert {hop.packet.vlans for hop in sc.forward(lp["src"], lp["dst"]).fibres} == {
+            (VID_BASE + lp["wavelength"],)}
+
+
+def test_teardown_with_a_switch_gone_frees_the_wavelength_and_cleans_up_on_return(sc):
+    def occupancy():
+        return {link["id"]: (link["free"], link["owners"]) for link in sc.ted_state()["links"]}
+
+    ac1 = sc.client("ac1")
+    before = occupancy()
+    lp = establish(ac1, U0, U3)
+    sc.disconnect("2")  # a transit switch
+    assert ac1.delete(f"{LP}/{lp['id']}").status == 200
+    assert occupancy() == before
+    cookie = int(lp["cookie"], 16)
+    assert set(sc.entries_with(cookie)) == {sc.dpid("2")}  # stale, unreachable
+    sc.connect("2")
+    assert sc.entries_with(cookie) == {}
 
 
 @pytest.mark.parametrize("src, dst", [("99", "3"), ("0", "10.1.42.1"), ("10.2.1.1", "3"),
