@@ -26,8 +26,8 @@ from sc_app.smi import NotFoundController, SmiController
 
 LOG = logging.getLogger("sc_app")
 
-# LLDP link discovery (EventLinkAdd/Delete) comes from Ryu's own switches app.
-app_manager.require_app("ryu.topology.switches", api_style=True)
+# LLDP link discovery (EventLinkAdd/Delete) comes from Ryu's own switches app, which
+# importing ryu.topology.event registers as the provider of those events.
 
 
 class ServiceController(app_manager.RyuApp):

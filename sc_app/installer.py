@@ -99,6 +99,8 @@ class _Batch:
         self._check()
 
     def _check(self) -> None:
+        if self.done.ready():
+            return  # a late reply after a fail-fast failure: the batch is already over
         if not self.pending or (self.fail_fast and self.failures):
             self.finished_at = self.clock()
             self.done.send()

@@ -119,7 +119,10 @@ class ServiceAgent:
         constraints = self._constraints(req)
         self._check_overlap(owner, src, dst)
         lp_id, cookie = self.db.next_ids()
-        path = self.pce.reserve(src.node, dst.node, constraints, owner=lp_id)
+        try:
+            path = self.pce.reserve(src.node, dst.node, constraints, owner=lp_id)
+        except ConstraintError as exc:
+            raise ApiError(422, "invalid-constraint", str(exc)) from None
         if isinstance(path, NoPath):
             self.metrics.blocked.labels(reason=path.reason).inc()
             raise ApiError(NO_PATH_STATUS.get(path.reason, 409), "no-path", path.reason,
@@ -185,8 +188,11 @@ class ServiceAgent:
                 results.append({"dst": dst_text, "feasible": False, "reason": exc.code,
                                 "detail": exc.reason})
                 continue
-            results.append({"dst": dst_text, "node": dst.node,
-                             **describe(self.pce.compute(src.node, dst.node, constraints))})
+            try:
+                answer = self.pce.compute(src.node, dst.node, constraints)
+            except ConstraintError as exc:
+                raise ApiError(422, "invalid-constraint", str(exc)) from None
+            results.append({"dst": dst_text, "node": dst.node, **describe(answer)})
         return {"src": req["src"], "node": src.node, "k": self.pce.k,
                 "order": self.pce.order, "results": results}
 

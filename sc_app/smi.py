@@ -12,6 +12,7 @@ from typing import Any
 from ryu.app.wsgi import ControllerBase, route
 from webob import Request, Response
 
+from sc_app.ted import TedError
 from cso.rest import (ApiError, Field, authenticate, handles_errors, json_body, json_response,
                       query_params, validate)
 
@@ -92,7 +93,10 @@ class SmiController(ControllerBase):
         body = validate(raw, {"te_weight": Field("number", minimum=0, maximum=1e9)})
         if "te_weight" not in raw:
             raise ApiError(400, "missing-field", "te_weight is required", field="te_weight")
-        self.core.ted.set_te_weight(self.core.ted.link_ids[i], body.get("te_weight"))
+        try:
+            self.core.ted.set_te_weight(self.core.ted.link_ids[i], body.get("te_weight"))
+        except TedError as exc:
+            raise ApiError(400, "invalid-field", str(exc), field="te_weight") from None
         return json_response(self.core.ted.link_snapshot(i))
 
     @route("smi-resync", PREFIX + "/switches/{dpid}/resync", methods=["POST"], requirements=DPID)

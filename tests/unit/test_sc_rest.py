@@ -14,9 +14,6 @@ from sc_harness import make_sc, sc, state_dir  # noqa: F401 (fixtures)
 LP = "/asi/v1/lightpaths"
 EVAL = "/asi/v1/evaluate"
 OK = {"src": "10.1.0.1", "dst": "10.1.3.1"}
-BUG_CONSTRAINT = pytest.mark.xfail(
-    strict=True, reason="bug: an unknown id in exclude_* raises ConstraintError in the PCE, "
-    "which SA does not map (500 instead of 422); see the helper's report")
 
 
 def raw(data, ctype="application/json"):
@@ -114,12 +111,9 @@ ESTABLISH_CASES = {
     "exclude-src": (with_ok(exclude_nodes=["0"]), 409, "no-path"),
     "exclude-cut": (with_ok(exclude_links=["0-1", "4-5"]), 409, "no-path"),
     "include-unknown": (with_ok(include_nodes=["99"]), 422, "no-path"),
-    "exclude-unknown-node": pytest.param(with_ok(exclude_nodes=["99"]), 422, None,
-                                         marks=BUG_CONSTRAINT),
-    "exclude-unknown-link": pytest.param(with_ok(exclude_links=["0-9"]), 422, None,
-                                         marks=BUG_CONSTRAINT),
-    "exclude-unknown-srlg": pytest.param(with_ok(exclude_srlgs=["duct-9"]), 422, None,
-                                         marks=BUG_CONSTRAINT),
+    "exclude-unknown-node": pytest.param(with_ok(exclude_nodes=["99"]), 422, None),
+    "exclude-unknown-link": pytest.param(with_ok(exclude_links=["0-9"]), 422, None),
+    "exclude-unknown-srlg": pytest.param(with_ok(exclude_srlgs=["duct-9"]), 422, None),
 }
 
 EVALUATE_CASES = {
@@ -138,7 +132,7 @@ EVALUATE_CASES = {
     "delay-bool": (body(src="0", dsts=["3"], max_delay_ms=True), 400, "invalid-field"),
     "unknown-src": (body(src="\U0001f4a5", dsts=["3"]), 422, "unknown-endpoint"),
     "exclude-unknown-link": pytest.param(body(src="0", dsts=["3"], exclude_links=["x"]), 422,
-                                         None, marks=BUG_CONSTRAINT),
+                                         None),
 }
 
 
@@ -302,8 +296,6 @@ def test_te_weight_validates(sc, value):
     assert sc.state() == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: te_weight 0 passes validation (minimum=0) and the "
-                   "TED's TedError becomes a 500; see the helper's report")
 def test_te_weight_zero_is_refused(sc):
     reply = sc.client(None).put("/smi/v1/links/0-1/te-weight", {"te_weight": 0})
     assert reply.status == 400

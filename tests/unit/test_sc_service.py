@@ -240,8 +240,7 @@ def test_a_failed_install_answers_503_and_leaves_nothing_behind(state_dir, failu
         assert reply.json["error"] == "install-failed"
         assert (reply.json["reason"], reply.json["dpid"]) == (code, sc.dpid(node))
         assert sc.state() == before  # TED, DBM, SA and every flow table
-        # Nothing else went wrong in the reply handlers than the installer bug xfailed below.
-        assert all(isinstance(e, AssertionError) for e in sc.transport.reply_errors)
+        assert sc.transport.reply_errors == []
         assert ac1.get(LP).json == {"lightpaths": []}
         assert sc.delivered_to(U0, U3) == []
         metrics = sc.client(None).get("/metrics").body.decode()
@@ -254,9 +253,6 @@ def test_a_failed_install_answers_503_and_leaves_nothing_behind(state_dir, failu
         sc.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bug in sc_app/installer.py _Batch: a barrier reply "
-                   "arriving after a fail-fast failure re-sends the done Event (AssertionError "
-                   "in the reply handler); see the helper's report")
 @pytest.mark.parametrize("failure", ["absent", "error"])
 def test_replies_arriving_after_a_failure_are_absorbed_quietly(sc, failure):
     FAILURES[failure][0](sc.transport, sc.dpid("2"))
