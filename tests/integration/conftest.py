@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-import harness
+from cso import lab as harness
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_REASON = harness.missing_requirements()

@@ -1,7 +1,8 @@
-"""Integration-test harness: the real ``cso sc`` and ``cso net`` as subprocesses, and helpers
-to reach into the emulation (run commands in hosts, ping, TCP transfers, flow tables).
+"""The lab: the real ``cso sc`` and ``cso net`` as subprocesses, and helpers to reach into
+the emulation (run commands in hosts, ping, TCP transfers, flow tables).
 
-Used through the fixtures of ``conftest.py``; importable on its own for ad-hoc scripts.
+Used by the integration tests (through the fixtures of ``tests/integration/conftest.py``),
+by ``cso demo`` and by the live benchmarks.
 Every process's output goes to a log file in its test's log directory; `running()` lists the
 live ones so a failing test's report can show their tails.
 """
