@@ -241,6 +241,9 @@ def _pce_report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+from cso import bench_provision  # noqa: E402,F401 - registers `provision`
+
+
 # -- command ------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:

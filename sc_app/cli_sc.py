@@ -9,7 +9,9 @@ Every ryu-manager flag passes through unchanged. On top of ryu-manager this laun
 - validates the ``[sc]`` section of every ``--config-file`` before starting, and offers
   ``cso sc check-config FILE...`` to do only that;
 - exits 1 when its OpenFlow or REST port is taken, instead of sharing it (SO_REUSEPORT) or
-  running on without it.
+  running on without it;
+- stops cleanly (apps closed, exit 0) on SIGINT or SIGTERM, which plain ryu-manager does not
+  reliably do; a second signal kills at once.
 """
 from __future__ import annotations
 
@@ -78,21 +80,49 @@ def graceful_signals() -> None:
     """SIGINT and SIGTERM make Ryu close its apps and return; a second one kills at once.
 
     Python raises KeyboardInterrupt in whichever green thread runs when the signal arrives,
-    and Ryu's green threads log and swallow it, so Ctrl-C would often do nothing. The
-    exception is thrown into the main green thread instead, where Ryu's manager expects it.
+    and Ryu's green threads log and swallow it, so Ctrl-C would often do nothing. When the
+    hub or the main green thread is running (the hub hands exceptions on to the main one),
+    it is raised there; otherwise it is thrown into the main green thread, where Ryu's manager
+    expects it, as soon as the running green thread yields.
     """
     import eventlet.hubs
     import greenlet
 
     main = greenlet.getcurrent()
 
-    def stop(signum: int, _frame) -> None:
+    def stop(_signum: int, _frame) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        eventlet.hubs.get_hub().schedule_call_global(0, main.throw, KeyboardInterrupt())
+        hub = eventlet.hubs.get_hub()
+        if greenlet.getcurrent() in (main, hub.greenlet):
+            raise KeyboardInterrupt()
+        hub.schedule_call_global(0, main.throw, KeyboardInterrupt())
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+def switches_stop_wakes_its_threads() -> None:
+    """Let Ryu's topology app (``ryu.topology.switches``) stop when no switch has ports.
+
+    Its ``stop()`` joins the LLDP thread before anything wakes it, and with no ports that
+    thread waits with no timeout, so the SC would hang on exit once the network is gone.
+    ``close()``, which wakes it, only runs after ``stop()``; do its waking first.
+    """
+    from ryu.topology import switches
+
+    if getattr(switches.Switches.stop, "cso_wakes", False):
+        return
+    ryu_stop = switches.Switches.stop
+
+    def stop(self) -> None:
+        self.is_active = False
+        self.lldp_event.set()
+        self.link_event.set()
+        ryu_stop(self)
+
+    stop.cso_wakes = True
+    switches.Switches.stop = stop
 
 
 def config_files(argv: Sequence[str]) -> list[str]:
@@ -137,6 +167,7 @@ def run_ryu(argv: Sequence[str]) -> int:
     from ryu.cmd import manager
 
     config.register_opts(cfg.CONF)
+    switches_stop_wakes_its_threads()
     cfg.CONF.set_default("observe_links", True)
     if not names_app_list(argv):
         # A default, not an argument: positional app names given by the user replace it.

@@ -1,8 +1,9 @@
 """Fixtures for integration tests: the real ``cso sc`` and ``cso net`` on Open vSwitch.
 
 Every test here is marked ``integration`` and skipped, with the reason, unless it runs as root
-with the tools of `harness.REQUIRED_TOOLS`. A failing test's report shows where the logs are
-and the tail of each harness process still running.
+with the tools of `harness.REQUIRED_TOOLS`. Logs go to ``$CSO_TEST_LOGS`` (default
+``/tmp/cso-itest-logs``), one directory per run (the last 10 are kept), one per module or
+test below it; a failing test's report shows the tail of each harness process still running.
 
 Module-scoped (one SC and one emulation per test module; override ``sc_apps``,
 ``sc_options`` or ``net_topology`` in a module to change them):
@@ -17,6 +18,9 @@ Function-scoped, for tests that need their own processes:
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -25,6 +29,9 @@ from cso import lab as harness
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_REASON = harness.missing_requirements()
+LOG_BASE = os.environ.get("CSO_TEST_LOGS", "/tmp/cso-itest-logs")
+KEEP_RUNS = 10
+_LOG_ROOT: list[str] = []  # this run's log directory, once made
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -42,6 +49,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     if report.failed and str(item.fspath).startswith(_HERE + os.sep):
+        report.sections.append(("cso logs", f"logs of this run: {''.join(_LOG_ROOT)}"))
         for process in harness.running():
             report.sections.append((f"{process.name} log: {process.log_path}", process.tail()))
 
@@ -52,11 +60,33 @@ def ovs() -> None:
     harness.ensure_ovs()
 
 
+@pytest.fixture(scope="session")
+def log_root() -> str:
+    """This run's log directory under ``$CSO_TEST_LOGS``; the last ``KEEP_RUNS`` runs are kept.
+
+    Not pytest's tmp_path: pytest keeps only its last three base directories per user, so
+    other test runs on the same machine would delete a failed run's logs within minutes.
+    """
+    os.makedirs(LOG_BASE, exist_ok=True)
+    runs = sorted(entry for entry in os.listdir(LOG_BASE) if entry.startswith("run-"))
+    for old in runs[:-(KEEP_RUNS - 1)]:
+        shutil.rmtree(os.path.join(LOG_BASE, old), ignore_errors=True)
+    root = os.path.join(LOG_BASE, time.strftime("run-%Y%m%d-%H%M%S-") + str(os.getpid()))
+    os.makedirs(root)
+    _LOG_ROOT.append(root)
+    return root
+
+
 @pytest.fixture(scope="module")
-def module_log_dir(tmp_path_factory: pytest.TempPathFactory,
-                   request: pytest.FixtureRequest) -> str:
+def module_log_dir(log_root: str, request: pytest.FixtureRequest) -> str:
     """Log directory of the module's shared processes."""
-    return str(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    return os.path.join(log_root, request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture
+def test_log_dir(log_root: str, request: pytest.FixtureRequest) -> str:
+    """Log directory of one test's own processes."""
+    return os.path.join(log_root, re.sub(r"[^\w.-]+", "_", request.node.nodeid))
 
 
 @pytest.fixture(scope="module")
@@ -97,22 +127,22 @@ def sc(ovs: None, module_log_dir: str, sc_apps: list[str], sc_options: dict[str,
 @pytest.fixture(scope="module")
 def net(sc: harness.ScRun, module_log_dir: str, net_topology: str) -> Iterator[harness.NetRun]:
     """The module's emulation, every switch connected to ``sc``."""
-    run = harness.NetRun(module_log_dir, sc.ofp_port, topology=net_topology)
+    run = _start_net(module_log_dir, sc, net_topology)
     try:
-        yield run.start()
+        yield run
     finally:
         run.stop()
 
 
 @pytest.fixture
-def sc_factory(ovs: None, tmp_path: Any) -> Iterator[Callable[..., harness.ScRun]]:
-    """Start SCs of the test's own (logs in the test's tmp_path); stopped after the test."""
+def sc_factory(ovs: None, test_log_dir: str) -> Iterator[Callable[..., harness.ScRun]]:
+    """Start SCs of the test's own (logs in ``test_log_dir``); stopped after the test."""
     started: list[harness.ScRun] = []
 
     def start(apps: tuple[str, ...] = (), options: dict[str, Any] | None = None,
               wait_rest: bool = True, **kwargs: Any) -> harness.ScRun:
-        run = harness.ScRun(str(tmp_path / f"sc{len(started)}"), apps=apps, options=options,
-                            **kwargs)
+        run = harness.ScRun(os.path.join(test_log_dir, f"sc{len(started)}"), apps=apps,
+                            options=options, **kwargs)
         started.append(run)
         return run.start(wait_rest=wait_rest)
 
@@ -124,18 +154,37 @@ def sc_factory(ovs: None, tmp_path: Any) -> Iterator[Callable[..., harness.ScRun
 
 
 @pytest.fixture
-def net_factory(tmp_path: Any) -> Iterator[Callable[..., harness.NetRun]]:
+def net_factory(test_log_dir: str) -> Iterator[Callable[..., harness.NetRun]]:
     """Start an emulation of the test's own, connected to a given SC; stopped after the test."""
     started: list[harness.NetRun] = []
 
     def start(sc: harness.ScRun, topology: str = "nsfnet") -> harness.NetRun:
-        run = harness.NetRun(str(tmp_path / f"net{len(started)}"), sc.ofp_port,
-                             topology=topology)
+        run = _start_net(os.path.join(test_log_dir, f"net{len(started)}"), sc, topology)
         started.append(run)
-        return run.start()
+        return run
 
     try:
         yield start
     finally:
         for run in reversed(started):
             run.stop()
+
+
+def _start_net(log_dir: str, sc: harness.ScRun, topology: str,
+               attempts: int = 5) -> harness.NetRun:
+    """A started emulation; retried when another test run took the machine's lock first.
+
+    NetRun waits until the lock is free, but two runs waiting at once both see it free and
+    only one gets it; the other's ``cso net`` exits at once saying so.
+    """
+    for attempt in range(1, attempts + 1):
+        run = harness.NetRun(os.path.join(log_dir, f"try{attempt}") if attempt > 1 else log_dir,
+                             sc.ofp_port, topology=topology)
+        try:
+            return run.start()
+        except RuntimeError as exc:
+            run.process.stop()
+            if "another emulation is running" not in str(exc) or attempt == attempts:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("not reached")

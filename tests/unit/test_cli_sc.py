@@ -141,21 +141,48 @@ def test_cso_sc_help_imports_ryu_with_the_eventlet_fix():
     assert "--observe-links" in result.stdout and "--wsapi-port" in result.stdout
 
 
-def test_a_second_sc_on_the_same_port_fails_instead_of_sharing_it(tmp_path):
+def start_sc(port: int, app: str = "ryu.topology.switches") -> subprocess.Popen:
+    """``cso sc APP`` on OpenFlow port ``port`` (and no REST), once it listens."""
+    argv = [os.path.join(BIN, "cso"), "sc", app, "--ofp-listen-host", "127.0.0.1",
+            "--ofp-tcp-listen-port", str(port)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    argv = [os.path.join(BIN, "cso"), "sc", "ryu.controller.ofp_handler",
-            "--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", str(port)]
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return sock.getsockname()[1]
+
+
+def test_a_second_sc_on_the_same_port_fails_instead_of_sharing_it():
+    port = free_port()
+    first = start_sc(port)
     try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert first.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        second = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        assert second.returncode != 0
-        assert "Address already in use" in second.stderr
+        second = subprocess.run(first.args, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert "cso sc: cannot listen on ('127.0.0.1', %d): Address already in use" % port \
+            in second.stderr
+        assert first.poll() is None
     finally:
-        first.send_signal(signal.SIGINT)
-        first.wait(10)
+        first.kill()
+        first.communicate()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_sc_cleanly_even_with_no_switch(signum):
+    # ryu.topology.switches alone used to hang on stop with no switch connected.
+    process = start_sc(free_port())
+    process.send_signal(signum)
+    try:
+        assert process.wait(5) == 0
+    finally:
+        process.kill()
+        process.communicate()

@@ -1,0 +1,346 @@
+"""``cso bench provision`` without root: arguments, workload, statistics and the HTTP client."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+import pytest
+from prometheus_client import generate_latest
+
+from cso import bench_provision as bp
+from cso.bench import BENCHMARKS, main, parser
+from cso.emulation import HostPlan
+from sc_app.metrics import ScMetrics
+
+
+# -- arguments ----------------------------------------------------------------------------
+
+def test_provision_is_registered_with_its_options():
+    assert "provision" in BENCHMARKS
+    args = parser().parse_args(["provision"])
+    assert (args.requests, args.concurrency, args.seed, args.rate, args.topo) == \
+        (400, 16, 1, 100.0, "nsfnet")
+    assert args.json is False and args.warmup == 10
+    args = parser().parse_args(["provision", "--json", "--requests", "7", "--concurrency", "3",
+                                "--seed", "9", "--rate", "0", "--warmup", "0"])
+    assert (args.json, args.requests, args.concurrency, args.seed, args.rate, args.warmup) == \
+        (True, 7, 3, 9, 0.0, 0)
+
+
+@pytest.mark.parametrize("argv", [["--requests", "0"], ["--requests", "x"],
+                                  ["--concurrency", "-1"], ["--warmup", "-1"],
+                                  ["--seed", "one"], ["--rate", "fast"], ["--rate", "-1"],
+                                  ["--rate", "nan"], ["--timeout", "0"], ["--nope"]])
+def test_bad_arguments_exit_2(argv, capsys):
+    assert main(["provision", *argv]) == 2
+    assert "usage: cso bench" in capsys.readouterr().err
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the benchmark tries to start OVS, the SC or the emulation."""
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the benchmark started something")
+
+    monkeypatch.setattr(bp.lab, "ensure_ovs", refuse)
+    monkeypatch.setattr(bp.lab, "ScRun", refuse)
+    monkeypatch.setattr(bp.lab, "NetRun", refuse)
+
+
+def test_more_clients_than_pairs_is_refused_before_anything_starts(nothing_starts, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["provision", "--concurrency", "66"])
+    assert exit_.value.code == 2
+    assert "66 clients need at least 66 distinct pairs; the topology has 65" in \
+        capsys.readouterr().err
+
+
+def test_unknown_topology_is_refused(nothing_starts, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["provision", "--topo", "no-such-topology"])
+    assert exit_.value.code == 2 and "no-such-topology" in capsys.readouterr().err
+
+
+def test_without_root_it_says_so_and_starts_nothing(nothing_starts, monkeypatch, capsys):
+    monkeypatch.setattr(bp.os, "geteuid", lambda: 1000)
+    with pytest.raises(SystemExit) as exit_:
+        main(["provision", "--json"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert "needs root" in captured.err and captured.out == ""
+
+
+# -- workload -----------------------------------------------------------------------------
+
+def test_nsfnet_has_65_user_dc_pairs_at_different_nodes():
+    pairs, ip = bp.workload("nsfnet")
+    assert len(pairs) == 65 == len(set(pairs))
+    assert {user for user, _ in pairs} == {f"u{i}" for i in range(14)}
+    assert {dc for _, dc in pairs} == {"dc1", "dc4", "dc7", "dc9", "dc12"}
+    assert all(user[1:] != dc[2:] for user, dc in pairs)
+    assert ip["u3"] == "10.1.3.1" and ip["dc12"] == "10.2.12.1"
+
+
+def test_host_pairs_skips_same_node_and_keeps_plan_order():
+    hosts = [HostPlan("u0", "0", "user", "10.1.0.1", "m", "s0", 1),
+             HostPlan("u1", "1", "user", "10.1.1.1", "m", "s1", 1),
+             HostPlan("dc1", "1", "dc", "10.2.1.1", "m", "s1", 2)]
+    assert bp.host_pairs(hosts) == [("u0", "dc1")]
+
+
+def test_deal_gives_disjoint_shares_covering_every_pair():
+    pairs, _ip = bp.workload("nsfnet")
+    shares = bp.deal(pairs, 16, random.Random(1))
+    assert len(shares) == 16 and {len(share) for share in shares} == {4, 5}
+    dealt = [pair for share in shares for pair in share]
+    assert sorted(dealt) == sorted(pairs)
+    assert shares == bp.deal(pairs, 16, random.Random(1))
+    assert shares != bp.deal(pairs, 16, random.Random(2))
+    with pytest.raises(ValueError):
+        bp.deal(pairs[:3], 4, random.Random(1))
+
+
+def test_quotas_split_evenly():
+    assert bp.quotas(10, 4) == [3, 3, 2, 2]
+    assert bp.quotas(3, 5) == [1, 1, 1, 0, 0]
+    assert sum(bp.quotas(400, 16)) == 400
+
+
+def test_poisson_schedules_are_one_process_dealt_in_turn():
+    counts = bp.quotas(4000, 16)
+    schedules = bp.poisson_schedules(100.0, counts, random.Random(3))
+    assert [len(times) for times in schedules] == counts
+    assert all(times == sorted(times) for times in schedules)
+    merged = sorted(t for times in schedules for t in times)
+    # Dealt in turn: the k-th arrival overall belongs to client k % 16.
+    assert [schedules[k % 16][k // 16] for k in range(len(merged))] == merged
+    assert 37 < merged[-1] < 43  # 4000 arrivals at 100/s: about 40 s
+    with pytest.raises(ValueError):
+        bp.poisson_schedules(10.0, [1, 3], random.Random(0))
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+def test_latency_summary_in_milliseconds():
+    figures = bp.latency_summary([i / 1000 for i in range(100, 0, -1)])
+    assert figures == {"count": 100, "median_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0,
+                       "mean_ms": 50.5, "max_ms": 100.0}
+    assert bp.latency_summary([])["median_ms"] is None
+
+
+def _metrics_text(observations: list[float], metrics: ScMetrics | None = None) -> str:
+    metrics = metrics or ScMetrics()
+    for value in observations:
+        metrics.provisioning.observe(value)
+    return generate_latest(metrics.registry).decode()
+
+
+def test_histogram_delta_from_the_scs_own_metrics():
+    metrics = ScMetrics()
+    before = bp.parse_histogram(_metrics_text([0.5, 0.5], metrics))
+    after = bp.parse_histogram(_metrics_text([0.003] * 60 + [0.015] * 39 + [0.07], metrics))
+    delta = after - before
+    assert delta.count == 100 and math.isclose(delta.sum, 0.003 * 60 + 0.015 * 39 + 0.07)
+    summary = delta.summary()
+    assert summary["count"] == 100 and summary["mean_ms"] == pytest.approx(8.35, abs=0.01)
+    assert summary["within_20ms"] == 0.99 and summary["within_100ms"] == 1.0
+    # Median: rank 50 of the 60 in the (2, 5] ms bucket -> 2 + 3 * 50/60 ms.
+    assert summary["median_ms_est"] == pytest.approx(4.5, abs=0.01)
+    # p99: rank 99 is the last of the (10, 20] ms bucket -> its upper bound.
+    assert summary["p99_ms_est"] == pytest.approx(20.0, abs=0.01)
+
+
+def test_histogram_edge_cases():
+    empty = bp.Histogram(((0.01, 0.0), (math.inf, 0.0)), 0.0, 0.0)
+    assert math.isnan(empty.quantile(0.5)) and empty.summary()["median_ms_est"] is None
+    overflow = bp.Histogram(((0.01, 1.0), (0.1, 1.0), (math.inf, 10.0)), 10.0, 50.0)
+    assert overflow.quantile(0.99) == 0.1  # in +Inf: the highest finite bound
+    assert math.isnan(overflow.fraction_within(0.05))
+    with pytest.raises(ValueError):
+        overflow - bp.Histogram(((0.02, 0.0), (math.inf, 0.0)), 0.0, 0.0)
+    with pytest.raises(KeyError):
+        bp.parse_histogram("# nothing here\n")
+
+
+# -- the client loop ----------------------------------------------------------------------
+
+class FakeClient:
+    """Answers like the SC: 201 with an id, or a refusal for chosen destinations."""
+
+    def __init__(self, refuse: dict[str, tuple[int, str, str]] | None = None,
+                 keep: bool = False, seconds: float = 0.004):
+        self.refuse, self.keep, self.seconds = refuse or {}, keep, seconds
+        self.calls: list[tuple[str, str]] = []
+        self.closed = False
+        self.serial = 0
+
+    def establish(self, src: str, dst: str) -> bp.Answer:
+        self.calls.append(("POST", f"{src}->{dst}"))
+        if dst in self.refuse:
+            status, code, reason = self.refuse[dst]
+            return bp.Answer(status, {"error": code, "reason": reason}, self.seconds)
+        self.serial += 1
+        return bp.Answer(201, {"id": f"lp-{self.serial}"}, self.seconds)
+
+    def teardown(self, lp_id: str) -> bp.Answer:
+        self.calls.append(("DELETE", lp_id))
+        if self.keep:
+            return bp.Answer(0, "ConnectionResetError: gone", 0.001)
+        return bp.Answer(200, {"id": lp_id, "state": "deleted"}, 0.002)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+IP = {"u0": "10.1.0.1", "u2": "10.1.2.1", "dc1": "10.2.1.1", "dc4": "10.2.4.1"}
+
+
+def test_cycle_establishes_tears_down_and_counts_refusals_by_reason():
+    client = FakeClient(refuse={"10.2.4.1": (409, "no-path", "no-wavelength")})
+    tally = bp.cycle(client, [("u0", "dc1"), ("u2", "dc4")], 5, IP)
+    assert tally.requests == 5 and len(tally.establish_s) == 3 == len(tally.teardown_s)
+    assert tally.refused == {"409 no-path: no-wavelength": 2}
+    assert client.calls[:3] == [("POST", "10.1.0.1->10.2.1.1"), ("DELETE", "lp-1"),
+                                ("POST", "10.1.2.1->10.2.4.1")]
+
+
+def test_cycle_counts_failed_teardowns():
+    tally = bp.cycle(FakeClient(keep=True), [("u0", "dc1")], 2, IP)
+    assert len(tally.establish_s) == 2 and tally.teardown_s == []
+    assert tally.teardown_failed == {"no answer: ConnectionResetError: gone": 2}
+
+
+def test_a_late_scheduled_request_counts_its_lateness():
+    tally = bp.cycle(FakeClient(seconds=0.004), [("u0", "dc1")], 2, IP, schedule=[-1.0, 0.0])
+    late, on_time = tally.establish_s
+    assert late >= 1.004 and on_time < 0.5
+
+
+def test_concurrently_merges_every_clients_tally():
+    made: list[FakeClient] = []
+
+    def make() -> FakeClient:
+        made.append(FakeClient(refuse={"10.2.4.1": (503, "install-failed", "barrier-timeout")}))
+        return made[-1]
+
+    shares = [[("u0", "dc1")], [("u2", "dc4")], [("u2", "dc1")]]
+    tally, wall = bp.concurrently(make, shares, [3, 2, 1], IP)
+    assert tally.requests == 6 and len(tally.establish_s) == 4 and wall > 0
+    assert tally.refused == {"503 install-failed: barrier-timeout": 2}
+    assert all(client.closed for client in made) and len(made) == 3
+
+
+def test_concurrently_reraises_a_client_failure():
+    class Broken(FakeClient):
+        def establish(self, src: str, dst: str) -> bp.Answer:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        bp.concurrently(Broken, [[("u0", "dc1")]] * 2, [1, 1], IP)
+
+
+# -- figures, targets and report ----------------------------------------------------------
+
+def _meter(count: int) -> dict[str, Any]:
+    histogram = bp.Histogram(((0.005, float(count)), (0.02, float(count)),
+                              (0.1, float(count)), (math.inf, float(count))),
+                             float(count), 0.003 * count)
+    return {"server": histogram.summary(), "cpu_busy": {"sc": 0.5, "ovs": 0.2, "client": 0.1},
+            "cpu_s": {"sc": 0.004 * count, "ovs": 0.0, "client": 0.0}}
+
+
+def test_phase_figures_targets_and_report():
+    fast = bp.Tally(establish_s=[0.003] * 99 + [0.05], teardown_s=[0.002] * 100, requests=101)
+    fast.refused["409 no-path: no-wavelength"] += 1
+    slow = bp.Tally(establish_s=[0.03] * 50, teardown_s=[0.02] * 49, requests=50)
+    slow.teardown_failed["no answer: timeout"] += 1
+    seq = bp.phase_figures(fast, 1.0, _meter(100), clients=1)
+    conc = bp.phase_figures(slow, 1.0, _meter(50), clients=16)
+    assert seq["established"] == 100 and seq["refused"] == 1 and seq["lightpaths_per_s"] == 100
+    assert seq["client"]["median_ms"] == 3.0 and seq["client"]["p99_ms"] == 3.0
+    assert seq["sc_cpu_ms_per_lightpath"] == 4.0 and seq["torn_down"] == 100
+    assert bp.targets(seq, rate=False) == {"median_under_20ms": True, "p99_under_100ms": True}
+    assert bp.targets(conc, rate=True) == {"median_under_20ms": False, "p99_under_100ms": True,
+                                           "at_least_100_per_s": False}
+    figures = {"topology": "nsfnet", "fibres": 21, "pairs": 65, "requests": 100, "seed": 1,
+               "date": "2024-01-01T00:00:00+00:00", "sequential": seq, "concurrent": conc,
+               "targets": {"sequential": bp.targets(seq, False),
+                           "concurrent": bp.targets(conc, True)},
+               "leftovers": {"lightpaths": 0, "wavelengths_in_use": 0, "flow_entries": 0},
+               "log_dir": "/tmp/x"}
+    json.dumps(figures)
+    text = bp.report(figures)
+    assert "sequential (1 client)" in text and "concurrent (16 clients)" in text
+    assert "1 x 409 no-path: no-wavelength" in text and "1 x no answer: timeout" in text
+    assert "median_under_20ms NOT met" in text and "paced" not in text
+    assert "0 lightpaths, 0 wavelengths in use, 0 lightpath flow entries" in text
+
+
+# -- the HTTP client against a local server ----------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SC's eventlet.wsgi
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.headers["Authorization"] != "Bearer demo-ac-token":
+            self._answer(401, {"error": "unauthorized", "reason": "bad token"})
+        elif body["dst"] == "10.2.4.1":
+            self._answer(409, {"error": "no-path", "reason": "no-wavelength"})
+        else:
+            self.server.connections.add(self.client_address)  # type: ignore[attr-defined]
+            self._answer(201, {"id": "lp-1", **body})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._answer(200, {"id": self.path.rsplit("/", 1)[-1], "state": "deleted"})
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def asi_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.connections = set()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_asi_client_keeps_its_connection_and_reports_refusals(asi_server):
+    client = bp.AsiClient("127.0.0.1", asi_server.server_address[1])
+    made = client.establish("10.1.0.1", "10.2.1.1")
+    again = client.establish("10.1.2.1", "10.2.1.1")
+    assert made.status == 201 == again.status and made.body["service_type"] == "vod"
+    assert made.seconds > 0
+    assert len(asi_server.connections) == 1  # one kept-alive connection for both
+    refused = client.establish("10.1.0.1", "10.2.4.1")
+    assert refused.status == 409 and refused.why() == "409 no-path: no-wavelength"
+    gone = client.teardown("lp-1")
+    assert gone.status == 200 and gone.body == {"id": "lp-1", "state": "deleted"}
+    client.close()
+    wrong = bp.AsiClient("127.0.0.1", asi_server.server_address[1], token="nope")
+    assert wrong.establish("10.1.0.1", "10.2.1.1").why() == "401 unauthorized: bad token"
+    wrong.close()
+
+
+def test_asi_client_without_a_server_answers_status_0():
+    port = bp.lab.free_port()
+    answer = bp.AsiClient("127.0.0.1", port, timeout=1.0).establish("10.1.0.1", "10.2.1.1")
+    assert answer.status == 0 and answer.why().startswith("no answer: ConnectionRefusedError")
