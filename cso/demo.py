@@ -71,7 +71,7 @@ def run(log_dir: str) -> int:
     net: Optional[lab.NetRun] = None
     try:
         sc.start()
-        net = lab.NetRun(log_dir, sc.ofp_port, topology="nsfnet").start()
+        net = lab.start_net(log_dir, sc.ofp_port, "nsfnet")
         started = time.monotonic()
         links = wait_discovered(sc)
         say(f"  14 switches connected, {len(links)} fibres up and confirmed by LLDP "

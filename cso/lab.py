@@ -403,3 +403,23 @@ def _wait_for_lock(path: str, timeout: float) -> None:
                 continue
             fcntl.flock(handle, fcntl.LOCK_UN)
             return
+
+
+def start_net(log_dir: str, controller_port: int, topology: str = "nsfnet",
+              attempts: int = 5) -> NetRun:
+    """A started emulation; retried when another run took the machine's lock first.
+
+    NetRun waits until the lock is free, but two runs waiting at once both see it free and
+    only one gets it; the other's ``cso net`` exits at once saying so.
+    """
+    for attempt in range(1, attempts + 1):
+        run = NetRun(os.path.join(log_dir, f"try{attempt}") if attempt > 1 else log_dir,
+                     controller_port, topology=topology)
+        try:
+            return run.start()
+        except RuntimeError as exc:
+            run.process.stop()
+            if "another emulation is running" not in str(exc) or attempt == attempts:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("not reached")

@@ -127,7 +127,7 @@ def sc(ovs: None, module_log_dir: str, sc_apps: list[str], sc_options: dict[str,
 @pytest.fixture(scope="module")
 def net(sc: harness.ScRun, module_log_dir: str, net_topology: str) -> Iterator[harness.NetRun]:
     """The module's emulation, every switch connected to ``sc``."""
-    run = _start_net(module_log_dir, sc, net_topology)
+    run = harness.start_net(module_log_dir, sc.ofp_port, net_topology)
     try:
         yield run
     finally:
@@ -159,7 +159,8 @@ def net_factory(test_log_dir: str) -> Iterator[Callable[..., harness.NetRun]]:
     started: list[harness.NetRun] = []
 
     def start(sc: harness.ScRun, topology: str = "nsfnet") -> harness.NetRun:
-        run = _start_net(os.path.join(test_log_dir, f"net{len(started)}"), sc, topology)
+        run = harness.start_net(os.path.join(test_log_dir, f"net{len(started)}"), sc.ofp_port,
+                                topology)
         started.append(run)
         return run
 
@@ -168,23 +169,3 @@ def net_factory(test_log_dir: str) -> Iterator[Callable[..., harness.NetRun]]:
     finally:
         for run in reversed(started):
             run.stop()
-
-
-def _start_net(log_dir: str, sc: harness.ScRun, topology: str,
-               attempts: int = 5) -> harness.NetRun:
-    """A started emulation; retried when another test run took the machine's lock first.
-
-    NetRun waits until the lock is free, but two runs waiting at once both see it free and
-    only one gets it; the other's ``cso net`` exits at once saying so.
-    """
-    for attempt in range(1, attempts + 1):
-        run = harness.NetRun(os.path.join(log_dir, f"try{attempt}") if attempt > 1 else log_dir,
-                             sc.ofp_port, topology=topology)
-        try:
-            return run.start()
-        except RuntimeError as exc:
-            run.process.stop()
-            if "another emulation is running" not in str(exc) or attempt == attempts:
-                raise
-            time.sleep(1.0)
-    raise AssertionError("not reached")
