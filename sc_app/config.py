@@ -15,15 +15,14 @@ has one object to read.
 """
 from __future__ import annotations
 
-import configparser
-import difflib
 import hmac
-import math
 import types as pytypes
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from oslo_config import cfg, types
+
+from cso.config import ConfigError, Field, parse_tokens, read_files, read_texts
 
 from topologies.loader import TopologyError, load
 from topologies.model import Topology
@@ -32,16 +31,6 @@ SECTION = "sc"
 PATH_ORDERS = ("hops", "length", "te")
 WAVELENGTH_POLICIES = ("first-fit", "random-fit", "most-used")
 DEFAULT_STATE_DIR = "./state/sc"
-
-
-@dataclass(frozen=True)
-class Field:
-    """One configuration option: name, oslo type (parser and range), default and help."""
-
-    name: str
-    type: types.ConfigType
-    default: Any
-    help: str
 
 
 SC_FIELDS: tuple[Field, ...] = (
@@ -83,12 +72,8 @@ RYU_FIELDS: tuple[Field, ...] = (
 )
 
 
-class ConfigError(ValueError):
-    """A configuration is invalid; ``errors`` lists every problem, each naming where it is."""
-
-    def __init__(self, errors: Sequence[str]):
-        super().__init__("\n".join(errors))
-        self.errors = list(errors)
+#: Sections of an SC config file and their options; only ``[sc]`` is ours alone.
+SCHEMA = {SECTION: SC_FIELDS, "DEFAULT": RYU_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -157,77 +142,14 @@ def check_file(path: str) -> Settings:
 
 def check_files(paths: Sequence[str]) -> Settings:
     """Validate config files offline, later files overriding earlier ones as in oslo.config."""
-    texts, errors = [], []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                texts.append((path, handle.read()))
-        except OSError as exc:
-            errors.append(f"{path}: cannot read: {exc.strerror or exc}")
-    return _check_texts(texts, errors)
+    values, where, errors = read_files(paths, SCHEMA, (SECTION,))
+    return _build(values, where, tuple(paths), errors)
 
 
 def parse_string(text: str, source: str = "<string>") -> Settings:
     """Validate a config given as text (tests, tools); `Settings` or `ConfigError`."""
-    return _check_texts([(source, text)], [])
-
-
-def _check_texts(texts: Sequence[tuple[str, str]], errors: list[str]) -> Settings:
-    values = {f.name: f.default for f in SC_FIELDS + RYU_FIELDS}
-    where = {f.name: f"(default) [{_section_of(f)}] {f.name}" for f in SC_FIELDS + RYU_FIELDS}
-    for source, text in texts:
-        errors.extend(_read_text(text, source, values, where))
-    return _build(values, where, tuple(source for source, _text in texts), errors)
-
-
-def _section_of(f: Field) -> str:
-    return SECTION if f in SC_FIELDS else "DEFAULT"
-
-
-def _read_text(text: str, source: str, values: dict[str, Any],
-               where: dict[str, str]) -> list[str]:
-    """Convert the known keys of one file into ``values``; return the errors found."""
-    # DEFAULT as an ordinary section: configparser would otherwise copy its keys into [sc].
-    parser = configparser.ConfigParser(default_section="\0", interpolation=None, strict=True)
-    parser.optionxform = str  # oslo.config keys are case-sensitive: `K` is not `k`
-    try:
-        parser.read_string(text, source=source)
-    except configparser.DuplicateOptionError as exc:
-        return [f"{source}: [{exc.section}] {exc.option}: given twice (line {exc.lineno})"]
-    except configparser.DuplicateSectionError as exc:
-        return [f"{source}: [{exc.section}]: section given twice (line {exc.lineno})"]
-    except configparser.Error as exc:
-        return [f"{source}: {_one_line(exc)}"]
-    errors = []
-    known = {f.name for f in SC_FIELDS}
-    if parser.has_section(SECTION):
-        for key in parser.options(SECTION):
-            if key not in known:
-                close = difflib.get_close_matches(key.lower(), known, n=1)
-                hint = (f"did you mean {close[0]!r}?" if close
-                        else f"known: {', '.join(sorted(known))}")
-                errors.append(f"{source}: [{SECTION}] {key}: unknown option ({hint})")
-    for section, fields in ((SECTION, SC_FIELDS), ("DEFAULT", RYU_FIELDS)):
-        if not parser.has_section(section):
-            continue
-        for f in fields:
-            if not parser.has_option(section, f.name):
-                continue
-            raw = parser.get(section, f.name)
-            location = f"{source}: [{section}] {f.name}"
-            try:
-                value = f.type(raw)
-            except ValueError as exc:
-                errors.append(f"{location}: {exc} (got {raw!r})")
-                continue
-            if value is None:
-                errors.append(f"{location}: a value is required")
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                errors.append(f"{location}: must be a finite number (got {raw!r})")
-                continue
-            values[f.name], where[f.name] = value, location
-    return errors
+    values, where, errors = read_texts([(source, text)], SCHEMA, (SECTION,))
+    return _build(values, where, (source,), errors)
 
 
 def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[str, ...],
@@ -237,7 +159,7 @@ def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[s
     ``errors`` holds what reading found already; a value that failed to convert kept its
     default, so these checks still run and every problem is reported at once.
     """
-    tokens = _parse_tokens(values["ac_tokens"], where["ac_tokens"], errors)
+    tokens = parse_tokens(values["ac_tokens"], where["ac_tokens"], errors)
     if not str(values["state_dir"]).strip():
         errors.append(f"{where['state_dir']}: must not be empty")
     topology = None
@@ -262,25 +184,3 @@ def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[s
         rest_port=values["wsapi_port"], ofp_listen_host=values["ofp_listen_host"],
         ofp_port=values["ofp_tcp_listen_port"], observe_links=values["observe_links"],
         sources=sources)
-
-
-def _parse_tokens(items: Iterable[str], location: str, errors: list[str]) -> dict[str, str]:
-    """``AC:TOKEN`` items -> {AC: TOKEN}; names and tokens must be non-empty and unique."""
-    tokens: dict[str, str] = {}
-    for item in items:
-        ac, sep, token = (part.strip() for part in item.partition(":"))
-        if not sep or not ac or not token:
-            errors.append(f"{location}: {item!r} is not AC_NAME:TOKEN with both parts non-empty")
-        elif any(c.isspace() for c in token):
-            errors.append(f"{location}: the token of AC {ac!r} contains whitespace")
-        elif ac in tokens:
-            errors.append(f"{location}: AC {ac!r} is given more than one token")
-        elif token in tokens.values():
-            errors.append(f"{location}: AC {ac!r} reuses another AC's token")
-        else:
-            tokens[ac] = token
-    return tokens
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
