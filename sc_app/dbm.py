@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS lightpaths (
     dst_endpoint TEXT NOT NULL,      -- JSON
     route TEXT NOT NULL,             -- JSON list of node ids
     links TEXT NOT NULL,             -- JSON list of link ids
-    wavelength INTEGER NOT NULL,
+    wavelength INTEGER,
     cookie INTEGER NOT NULL UNIQUE,
     state TEXT NOT NULL,
     constraints TEXT NOT NULL,       -- JSON object

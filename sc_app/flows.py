@@ -94,12 +94,13 @@ def _fibre_ports(topology: Topology, route: tuple[str, ...],
     return ports
 
 
-def _one_direction(topology: Topology, cookie: int, vid: int, src: Endpoint, dst: Endpoint,
+def _one_direction(topology: Topology, cookie: int, vid: Optional[int], src: Endpoint,
+                   dst: Endpoint,
                    route: tuple[str, ...],
                    links: tuple[str, ...]) -> list[tuple[str, parser.OFPFlowMod]]:
     """(node, message) pairs carrying traffic from ``src`` to ``dst`` along ``route``."""
     flags = ofp.OFPFF_CHECK_OVERLAP
-    tagged = vid | ofp.OFPVID_PRESENT
+    tagged = None if vid is None else vid | ofp.OFPVID_PRESENT  # None: local, untagged
     hops = _fibre_ports(topology, route, links)
     out: list[tuple[str, parser.OFPFlowMod]] = []
     for s in src.attachments:

@@ -206,7 +206,8 @@ class Lightpath:
     dst_endpoint: Endpoint
     route: tuple[str, ...]
     links: tuple[str, ...]
-    wavelength: int
+    #: None for a local connection (both endpoints at one node: no fibre, no wavelength).
+    wavelength: Optional[int]
     cookie: int
     state: str = INSTALLING
     # Excluded from the hash: a dict is not hashable, and the id already is.
@@ -223,7 +224,9 @@ class Lightpath:
         if len(self.links) != len(self.route) - 1:
             raise ValueError(f"{self.id}: {len(self.route)} nodes need {len(self.route) - 1} "
                              f"links, got {len(self.links)}")
-        if not 0 <= self.wavelength <= MAX_WAVELENGTH:
+        if (self.wavelength is None) != (len(self.route) == 1):
+            raise ValueError(f"{self.id}: a wavelength is needed exactly when the route has fibres")
+        if self.wavelength is not None and not 0 <= self.wavelength <= MAX_WAVELENGTH:
             raise ValueError(f"{self.id}: wavelength {self.wavelength} not in 0..{MAX_WAVELENGTH}")
         if self.src_endpoint.node != self.route[0] or self.dst_endpoint.node != self.route[-1]:
             raise ValueError(f"{self.id}: route {self.route} does not join the endpoints")
@@ -231,9 +234,9 @@ class Lightpath:
             object.__setattr__(self, "updated_at", self.created_at)
 
     @property
-    def vlan_vid(self) -> int:
-        """The VLAN VID that stands for this lightpath's wavelength."""
-        return VID_BASE + self.wavelength
+    def vlan_vid(self) -> Optional[int]:
+        """The VLAN VID that stands for this lightpath's wavelength (None when local)."""
+        return None if self.wavelength is None else VID_BASE + self.wavelength
 
     @property
     def hops(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sc_app.pce import PCE, NoPath
+from sc_app.pce import PCE, NoPath, Result
 from sc_app.ted import TED
 
 VIEWS = ("full", "virtual-node", "dc-mesh")
@@ -56,6 +56,21 @@ def virtual_node_view(ted: TED) -> dict[str, Any]:
             "links": [pairs[key] for key in sorted(pairs)]}
 
 
+def site_path(pce: PCE, src: str, dst: str) -> Result:
+    """SA-PCE's best path between two sites now, reserving nothing.
+
+    What dc-mesh links and ALTO costs are made of. Leaves the random-fit generator where it
+    was, so reading a view never changes which wavelength the next lightpath gets.
+    """
+    if pce.policy != "random-fit":
+        return pce.compute(src, dst)
+    state = pce.rng.getstate()
+    try:
+        return pce.compute(src, dst)
+    finally:
+        pce.rng.setstate(state)
+
+
 def dc_mesh_view(pce: PCE) -> dict[str, Any]:
     """Virtual links from every node to every DC node, from SA-PCE's current best path."""
     ted = pce.ted
@@ -67,7 +82,7 @@ def dc_mesh_view(pce: PCE) -> dict[str, Any]:
                 entry.update(feasible=True, hops=0, te_cost=0.0, delay_ms=0.0,
                              free_wavelengths=None)
             else:
-                result = pce.compute(src, dst)
+                result = site_path(pce, src, dst)
                 if isinstance(result, NoPath):
                     entry.update(feasible=False, reason=result.reason)
                 else:

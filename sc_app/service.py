@@ -99,6 +99,8 @@ class ServiceAgent:
                 dropped.append(lp.id)
                 self._forget(lp)
                 continue
+            if lp.wavelength is None:
+                continue  # a local connection holds no wavelength
             try:
                 self.pce.restore(lp.route, lp.wavelength, lp.id, lp.links)
             except TedError as exc:
@@ -119,17 +121,12 @@ class ServiceAgent:
         constraints = self._constraints(req)
         self._check_overlap(owner, src, dst)
         lp_id, cookie = self.db.next_ids()
-        try:
-            path = self.pce.reserve(src.node, dst.node, constraints, owner=lp_id)
-        except ConstraintError as exc:
-            raise ApiError(422, "invalid-constraint", str(exc)) from None
-        if isinstance(path, NoPath):
-            self.metrics.blocked.labels(reason=path.reason).inc()
-            raise ApiError(NO_PATH_STATUS.get(path.reason, 409), "no-path", path.reason,
-                           detail=path.detail)
+        path = self._reserve(lp_id, src, dst, constraints)
+        route, links, wavelength = ((src.node,), (), None) if path is None else (
+            path.route, path.links, path.wavelength)
         lp = Lightpath(id=lp_id, owner=owner, service_type=req.get("service_type", "generic"),
                        src=req["src"], dst=req["dst"], src_endpoint=src, dst_endpoint=dst,
-                       route=path.route, links=path.links, wavelength=path.wavelength,
+                       route=route, links=links, wavelength=wavelength,
                        cookie=cookie, state=INSTALLING, constraints=constraints.to_dict())
         try:
             self.db.save_lightpath(lp)
@@ -147,6 +144,36 @@ class ServiceAgent:
         self.metrics.established.inc()
         self.metrics.provisioning.observe(self.clock() - started)
         return lp
+
+    def _reserve(self, lp_id: str, src: Endpoint, dst: Endpoint,
+                 constraints: Constraints) -> Optional[Path]:
+        """Route and wavelength for a new lightpath; None for a local connection.
+
+        Two endpoints at one node (a user and a server of the DC at their own node) are
+        joined inside the switch: no fibre and no wavelength, as long as the constraints
+        allow it (a local connection has 0 hops and no delay).
+        """
+        if src.node == dst.node:
+            if _overlaps(src, dst):
+                raise ApiError(422, "no-path", "same-node",
+                               detail="source and destination are the same endpoint")
+            if constraints.include_nodes and set(constraints.include_nodes) != {src.node}:
+                self.metrics.blocked.labels(reason="include-unsatisfied").inc()
+                raise ApiError(409, "no-path", "include-unsatisfied",
+                               detail="a local connection visits no other node")
+            if src.node in constraints.exclude_nodes:
+                self.metrics.blocked.labels(reason="excluded").inc()
+                raise ApiError(409, "no-path", "excluded", detail=f"node {src.node} is excluded")
+            return None
+        try:
+            path = self.pce.reserve(src.node, dst.node, constraints, owner=lp_id)
+        except ConstraintError as exc:
+            raise ApiError(422, "invalid-constraint", str(exc)) from None
+        if isinstance(path, NoPath):
+            self.metrics.blocked.labels(reason=path.reason).inc()
+            raise ApiError(NO_PATH_STATUS.get(path.reason, 409), "no-path", path.reason,
+                           detail=path.detail)
+        return path
 
     def teardown(self, owner: str, lp_id: str) -> Lightpath:
         """Remove an AC's lightpath: its entries on every switch, then its wavelength."""
@@ -231,17 +258,19 @@ class ServiceAgent:
                     raise ApiError(409, "endpoint-in-use",
                                    f"{whose} already carries traffic between these endpoints")
 
-    def _give_back(self, lp: Lightpath, path: Path) -> None:
-        self.pce.release(path, lp.id)
+    def _give_back(self, lp: Lightpath, path: Optional[Path]) -> None:
+        if path is not None:
+            self.pce.release(path, lp.id)
         self.lightpaths.pop(lp.id, None)
         self.db.delete_lightpath(lp.id)
         self._update_gauges()
 
     def _forget(self, lp: Lightpath) -> None:
-        try:
-            self.ted.release(lp.links, lp.wavelength, lp.id)
-        except TedError:
-            pass  # never restored (dropped at start-up): nothing held
+        if lp.wavelength is not None:
+            try:
+                self.ted.release(lp.links, lp.wavelength, lp.id)
+            except TedError:
+                pass  # never restored (dropped at start-up): nothing held
         self.lightpaths.pop(lp.id, None)
         self.db.delete_lightpath(lp.id)
         self._update_gauges()

@@ -141,7 +141,7 @@ def test_teardown_by_cookie_removes_exactly_that_lightpath():
 
 
 def test_local_lightpath_inside_one_switch():
-    net = network(make_lp(2, "10.1.7.1", "10.2.7.3", ("7",), 0))
+    net = network(make_lp(2, "10.1.7.1", "10.2.7.3", ("7",), None))
     trace = forward(net, "7", USER, ipv4("10.1.7.1", "10.2.7.3"))
     assert trace.delivered == [(DPID["7"], DC, ipv4("10.1.7.1", "10.2.7.3"))]
     assert not trace.fibres

@@ -101,7 +101,7 @@ ESTABLISH_CASES = {
     "foreign-address": (body(src="192.0.2.1", dst="3"), 422, "unknown-endpoint"),
     "ipv6": (body(src="::1", dst="3"), 422, "unknown-endpoint"),
     "same-node": (body(src="3", dst="3"), 422, "no-path"),
-    "same-node-hosts": (body(src="10.1.3.1", dst="10.2.3.1"), 422, "no-path"),
+    "same-host": (body(src="10.2.3.1", dst="10.2.3.1"), 422, "no-path"),
     # Constraints nothing can satisfy.
     "max-hops-1": (with_ok(max_hops=1), 409, "no-path"),
     "max-delay-tiny": (with_ok(max_delay_ms=0.001), 409, "no-path"),

@@ -48,6 +48,20 @@ def test_establish_answers_the_lightpath_and_carries_traffic_both_ways(sc):
     assert ac1.get(f"{LP}/{lp['id']}").json == lp
 
 
+def test_a_local_connection_joins_two_hosts_of_one_node_without_a_wavelength(sc):
+    ac1 = sc.client("ac1")
+    before = sc.ted_state()
+    lp = establish(ac1, "10.1.3.1", "10.2.3.1")
+    assert (lp["route"], lp["links"], lp["hops"]) == (["3"], [], 0)
+    assert (lp["wavelength"], lp["vlan_vid"]) == (None, None)
+    assert sc.delivered_to("10.1.3.1", "10.2.3.1") == [("3", 2, ipv4("10.1.3.1", "10.2.3.1"))]
+    assert sc.delivered_to("10.2.3.1", "10.1.3.1") == [("3", 1, ipv4("10.2.3.1", "10.1.3.1"))]
+    assert sc.ted_state() == before
+    assert ac1.delete(f"{LP}/{lp['id']}").status == 200
+    assert sc.delivered_to("10.1.3.1", "10.2.3.1") == []
+    assert sc.ted_state() == before
+
+
 def test_teardown_removes_the_entries_stops_traffic_and_frees_the_wavelength(sc):
     ac1 = sc.client("ac1")
     before = sc.ted_state()
