@@ -34,6 +34,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -109,7 +110,8 @@ Pair = tuple[str, str]
 def host_pairs(hosts: Iterable[HostPlan]) -> list[Pair]:
     """Every (user host, DC host) pair at different nodes, in the plan's order.
 
-    A user host and a DC host at the same node cannot be joined by a lightpath.
+    A user host and a DC host at the same node are left out: no fibre, no wavelength, so
+    not what provisioning a lightpath measures.
     """
     hosts = list(hosts)
     return [(user.name, dc.name) for user in hosts if user.kind == "user"
@@ -552,6 +554,12 @@ def check_runnable() -> Optional[str]:
     return lab.missing_requirements()
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    """SIGTERM handler during a run: unwind like Ctrl-C, so the ``finally`` stops the SC and
+    the emulation (they run in sessions of their own, out of reach of terminal signals)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _fail(message: str) -> NoReturn:
     print(f"cso bench provision: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -577,10 +585,11 @@ def bench_provision(args: argparse.Namespace) -> dict[str, Any]:
     lab.ensure_ovs()
     sc = lab.ScRun(log_dir, topology=args.topo)
     net: Optional[lab.NetRun] = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         sc.start()
         began = time.monotonic()
-        net = lab.NetRun(log_dir, sc.ofp_port, topology=args.topo).start()
+        net = lab.start_net(log_dir, sc.ofp_port, args.topo)
         fibres = wait_discovered(sc)
         ready_s = time.monotonic() - began
         try:
@@ -589,9 +598,13 @@ def bench_provision(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             swept = _sweep(sc)
     finally:
-        if net is not None:
-            net.stop()
-        sc.stop()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup must not be cut short
+        try:
+            if net is not None:
+                net.stop()
+            sc.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return {"benchmark": "provision", "topology": args.topo, "seed": args.seed,
             "requests": args.requests, "concurrency": args.concurrency, "date": date,
             "fibres": fibres, "pairs": len(pairs), "emulation_ready_s": round(ready_s, 1),

@@ -74,6 +74,11 @@ def test_without_root_it_says_so_and_starts_nothing(nothing_starts, monkeypatch,
     assert "needs root" in captured.err and captured.out == ""
 
 
+def test_sigterm_during_a_run_unwinds_like_ctrl_c():
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        bp._interrupt(15, None)
+
+
 # -- workload -----------------------------------------------------------------------------
 
 def test_nsfnet_has_65_user_dc_pairs_at_different_nodes():
