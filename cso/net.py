@@ -1,6 +1,7 @@
 """``cso net``: emulate a topology file in Mininet with OVS userspace switches (root).
 
     cso net [--topo NAME|FILE] [--controller HOST:PORT] [--no-cli] [--run-dir DIR]
+            [--no-agents] [--agent-port PORT] [--agent-token T]
     cso net exec [--run-dir DIR] HOST -- CMD...
     cso net cleanup [--topo NAME|FILE]
 
@@ -8,6 +9,11 @@ Only one emulation runs per machine (bridge and interface names are global): a l
 says which process holds it. While the switches are connected, ``DIR/state.json`` tells tools
 the hosts' pids and addresses; it is written only once every switch is connected, and removed
 on exit.
+
+Topologies with DCs also get the management network (`cso.emulation.build_management`) and,
+unless ``--no-agents``, a DC agent (`cso agent`) in every DC host, logging to
+``DIR/agent-<dc>.log``; the state file is written once every agent answers over the
+management network and lists their URLs (``"agents": {dc id: url}``).
 """
 from __future__ import annotations
 
@@ -56,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"where the state file is written ({DEFAULT_RUN_DIR})")
     parser.add_argument("--connect-timeout", type=float, default=30.0,
                         help="seconds to wait for every switch to reach the controller (30)")
+    parser.add_argument("--agents", action=argparse.BooleanOptionalAction, default=True,
+                        help="start a DC agent in every DC host (default: yes)")
+    parser.add_argument("--agent-port", type=int, default=emulation.AGENT_PORT,
+                        help=f"the agents' management API port ({emulation.AGENT_PORT})")
+    parser.add_argument("--agent-token", default=os.environ.get("CSO_AGENT_TOKEN"),
+                        help="bearer token the agents require ($CSO_AGENT_TOKEN; none: open)")
+    parser.add_argument("--agent-timeout", type=float, default=30.0,
+                        help="seconds to wait for every agent to answer (30)")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "output", "warning", "error"),
                         help="Mininet's log level (info)")
@@ -117,7 +131,10 @@ def run(args: argparse.Namespace, the_plan: emulation.Plan) -> int:
     with _exclusive_lock():
         # Leftovers of a crashed run would make Mininet fail on "File exists".
         emulation.cleanup(the_plan, log=_say)
-        net = emulation.Emulation(the_plan, args.controller)
+        agents = emulation.AgentOptions(os.path.abspath(args.run_dir), args.agent_port,
+                                        args.agent_token, args.agent_timeout) \
+            if args.agents else None
+        net = emulation.Emulation(the_plan, args.controller, agents)
         _raise_on_signals(sigint=args.no_cli)
         try:
             net.start(args.connect_timeout)
@@ -125,6 +142,10 @@ def run(args: argparse.Namespace, the_plan: emulation.Plan) -> int:
             _say(f"{the_plan.topology}: {len(the_plan.switches)} switches connected to "
                  "%s:%d, %d hosts; state in %s" % (*args.controller, len(the_plan.hosts),
                                                    state_path))
+            if net.agents is not None:
+                _say(f"{len(the_plan.agents)} DC agents answer on the management network "
+                     f"({emulation.MGMT_ROOT_IP}/{emulation.MGMT_PREFIX_LEN} here): " + ", ".join(
+                         f"{dc} {url}" for dc, url in net.agents.urls().items()))
             _serve(net, cli=not args.no_cli)
             return 0
         except _Stop:

@@ -30,6 +30,7 @@ from topologies.model import Topology
 SECTION = "sc"
 PATH_ORDERS = ("hops", "length", "te")
 WAVELENGTH_POLICIES = ("first-fit", "random-fit", "most-used")
+ALTO_AUTH = ("ac-tokens", "none")
 DEFAULT_STATE_DIR = "./state/sc"
 
 
@@ -59,7 +60,9 @@ SC_FIELDS: tuple[Field, ...] = (
     Field("alarm_history", types.Integer(min=0), 1000,
           "cleared alarms kept in the database (older ones are purged)"),
     Field("event_keepalive", types.Float(min=1.0), 15.0,
-          "seconds between keep-alive comments on the ASI event stream"),
+          "seconds between keep-alive comments on the ASI event and ALTO update streams"),
+    Field("alto_auth", types.String(choices=ALTO_AUTH), "ac-tokens",
+          "who may read ALTO (/alto): ac-tokens (an AC's ASI bearer token) or none (open)"),
 )
 
 #: Ryu's own ``[DEFAULT]`` options the SC reads; other ``[DEFAULT]`` keys belong to Ryu.
@@ -100,6 +103,7 @@ class Settings:
     ofp_port: int
     observe_links: bool
     sources: tuple[str, ...] = ()
+    alto_auth: str = "ac-tokens"
 
     def ac_for_token(self, token: str) -> Optional[str]:
         """The AC that owns bearer ``token``, or None (constant-time per token)."""
@@ -183,4 +187,4 @@ def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[s
         event_keepalive=values["event_keepalive"], rest_host=values["wsapi_host"],
         rest_port=values["wsapi_port"], ofp_listen_host=values["ofp_listen_host"],
         ofp_port=values["ofp_tcp_listen_port"], observe_links=values["observe_links"],
-        sources=sources)
+        sources=sources, alto_auth=values["alto_auth"])

@@ -34,6 +34,7 @@ ensure_eventlet_compat()  # ryu.app.wsgi imports eventlet.wsgi.ALREADY_HANDLED
 from ryu.app.wsgi import WSGIApplication  # noqa: E402
 
 from fake_of13 import FakeNetwork, OFError, Packet, Trace, ipv4  # noqa: E402
+from sc_app.alto_api import AltoController, alto_data  # noqa: E402
 from sc_app.asi import AsiController  # noqa: E402
 from sc_app.core import ScCore  # noqa: E402
 from sc_app.installer import FlowInstaller, SwitchUnreachable  # noqa: E402
@@ -185,14 +186,17 @@ def all_ports(topology: Topology, node_id: str) -> list[int]:
 
 
 def register_controllers(wsgi: WSGIApplication, core: ScCore, resync: Any,
-                         smi_tokens: Optional[dict[str, str]] = None) -> None:
+                         smi_tokens: Optional[dict[str, str]] = None,
+                         alto_auth: str = "ac-tokens") -> None:
     """Register the REST controllers as ``ServiceController.__init__`` does (same order, data).
 
     test_sc_app checks that the app's own mapper ends up with the same routes.
     """
-    data = {"core": core, "resync": resync, "smi_tokens": smi_tokens or {}}
+    data = {"core": core, "resync": resync, "smi_tokens": smi_tokens or {},
+            **alto_data(core, alto_auth)}
     wsgi.register(AsiController, data)
     wsgi.register(SmiController, data)
+    wsgi.register(AltoController, data)
     wsgi.register(NotFoundController, data)
 
 
@@ -324,7 +328,8 @@ class Sc:
 
 def make_sc(state_dir: str, topology: str = "ring", tokens: Optional[dict[str, str]] = None,
             smi_tokens: Optional[dict[str, str]] = None, connect: bool = True,
-            barrier_timeout: float = 0.5, **core_kwargs: Any) -> Sc:
+            barrier_timeout: float = 0.5, alto_auth: str = "ac-tokens",
+            **core_kwargs: Any) -> Sc:
     """An SC on ``topology`` with its state in ``state_dir``; every switch connected."""
     net = FakeNetwork()
     transport = SwitchTransport(net)
@@ -332,7 +337,7 @@ def make_sc(state_dir: str, topology: str = "ring", tokens: Optional[dict[str, s
                   barrier_timeout=barrier_timeout, **core_kwargs)
     transport.installer = core.installer
     sc = Sc(core, net, transport, WSGIApplication())
-    register_controllers(sc.wsgi, core, sc.resync, smi_tokens)
+    register_controllers(sc.wsgi, core, sc.resync, smi_tokens, alto_auth)
     if connect:
         sc.connect_all()
     return sc

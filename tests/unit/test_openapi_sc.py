@@ -7,6 +7,7 @@ must be documented, and its body validated with jsonschema against the documente
 """
 import os
 
+import eventlet
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
@@ -21,6 +22,8 @@ SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi
 SPEC_URI = "urn:cso-oaas:openapi-sc"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 NOC = "noc-token"
+ALTO = "/alto"
+NUM_RC = {"cost-mode": "numerical", "cost-metric": "routingcost"}
 
 
 @pytest.fixture(scope="module")
@@ -163,12 +166,75 @@ def run_scenario(sc):
     ac1.get("/asi/v1/events?max_seconds=0.01", headers={"Last-Event-ID": "0"})
     ac1.get("/asi/v1/events?max_seconds=later")  # 400
     anon.get("/asi/v1/events?max_seconds=0")  # 401
+    run_alto_scenario(sc, ac1, ac2, anon)
     # Teardown, then the catch-all.
     ac1.delete(f"{lp}/{first['id']}")
     ac1.delete(f"{lp}/{first['id']}")  # 404
     anon.delete(f"{lp}/{first['id']}")  # 401
     ac1.get("/asi/v1/nothing")  # 404
     ac1.request("PUT", lp)  # 405
+
+
+def run_alto_scenario(sc, ac1, ac2, anon):
+    """Every ALTO route: its success and its usual failures."""
+    ird = ac1.get(f"{ALTO}/directory").json
+    anon.get(f"{ALTO}/directory")  # 401
+    ac1.get(f"{ALTO}/directory", headers={"Accept": "text/html"})  # 406
+    ac1.get(f"{ALTO}/networkmap")
+    anon.get(f"{ALTO}/networkmap")  # 401
+    nmf = "application/alto-networkmapfilter+json"
+    ac1.post(f"{ALTO}/networkmap/filtered", {"pids": ["dc-3", "nope"]}, content_type=nmf)
+    ac1.post(f"{ALTO}/networkmap/filtered", {"pids": 3}, content_type=nmf)  # 400
+    ac1.post(f"{ALTO}/networkmap/filtered", raw=b"pids=1", content_type="text/plain")  # 415
+    for name in ird["meta"]["cost-types"]:
+        ac1.get(f"{ALTO}/costmap/{name}")
+    ac1.get(f"{ALTO}/costmap/num-routingcost", headers={"Accept": "application/json"})  # 406
+    cmf = "application/alto-costmapfilter+json"
+    ac1.post(f"{ALTO}/costmap/filtered", {"cost-type": NUM_RC}, content_type=cmf)
+    ac1.post(f"{ALTO}/costmap/filtered", {
+        "multi-cost-types": [NUM_RC, {"cost-mode": "numerical", "cost-metric": "bw-residual"}],
+        "or-constraints": [["[0] le 2"], ["[1] ge 1"]],
+        "pids": {"srcs": ["user-0"], "dsts": ["dc-0", "dc-3"]}}, content_type=cmf)
+    ac1.post(f"{ALTO}/costmap/filtered", raw=b'{"cost-type": ', content_type=cmf)  # 400
+    ac1.post(f"{ALTO}/costmap/filtered", raw=b" " * (MAX_BODY_BYTES + 1),
+             content_type=cmf)  # 413
+    ecs = "application/alto-endpointcostparams+json"
+    ac1.post(f"{ALTO}/endpointcost", {"cost-type": {"cost-mode": "ordinal",
+                                                    "cost-metric": "delay-ow"},
+                                      "endpoints": {"srcs": ["ipv4:10.1.0.1"],
+                                                    "dsts": ["ipv4:10.2.3.1", "ipv4:10.2.0.1"]}},
+             content_type=ecs)
+    ac1.post(f"{ALTO}/endpointcost", {"cost-type": NUM_RC, "endpoints": {"srcs": ["x"]}},
+             content_type=ecs)  # 400
+    ac1.post(f"{ALTO}/endpointprop", {"properties": ["networkmap.pid"],
+                                      "endpoints": ["ipv4:10.1.3.1", "ipv6:::1"]},
+             content_type="application/alto-endpointpropparams+json")
+    anon.post(f"{ALTO}/endpointprop", {})  # 401
+    ac1.post(f"{ALTO}/endpointprop", {"properties": ["pid"], "endpoints": ["ipv4:10.1.3.1"]})
+    ac1.get(f"{ALTO}/propmap")
+    anon.get(f"{ALTO}/propmap")  # 401
+    ac1.post(f"{ALTO}/propmap/filtered", {"entities": ["networkmap.pid:dc-0", "ipv4:10.1.2.3"],
+                                          "properties": ["priv:cso-dc", "networkmap.pid"]},
+             content_type="application/alto-propmapparams+json")
+    ac1.post(f"{ALTO}/propmap/filtered", {"entities": []})  # 400
+    # An update stream, controlled while it runs.
+    usp = "application/alto-updatestreamparams+json"
+    watcher = eventlet.spawn(ac1.post, f"{ALTO}/updates?max_seconds=0.2", {"add": {
+        "rc": {"resource-id": "costmap-num-routingcost"},
+        "f": {"resource-id": "costmap-filtered", "input": {"cost-type": NUM_RC}}}},
+        content_type=usp)
+    eventlet.sleep(0.05)
+    [stream] = sc.wsgi.registory["AltoController"]["alto_streams"].ids()
+    control = f"{ALTO}/updates/streams/{stream}"
+    ac1.post(control, {"add": {"p": {"resource-id": "propmap"}}}, content_type=usp)  # 204
+    ac1.post(control, {"remove": ["zz"]}, content_type=usp)  # 400
+    ac2.post(control, {"remove": ["p"]}, content_type=usp)  # 404
+    sc.core.ted.occupy(["2-3"], 3, "alto-scenario")  # a change for the stream to report
+    watcher.wait()
+    sc.core.ted.release(["2-3"], 3, "alto-scenario")
+    ac1.post(f"{ALTO}/updates", {"add": {"x": {"resource-id": "nope"}}}, content_type=usp)  # 400
+    ac1.post(f"{ALTO}/updates?max_seconds=never", {"add": {}}, content_type=usp)  # 400
+    anon.post(f"{ALTO}/updates", {"add": {}}, content_type=usp)  # 401
 
 
 @pytest.fixture(scope="module")
@@ -201,14 +267,18 @@ def test_every_answer_is_documented_and_follows_its_schema(spec, exchanges):
         for header in response.get("headers", {}):
             assert header in reply.headers, (reply.method, reply.path, header)
         content = response.get("content", {})
+        if not content:
+            assert not reply.body, (reply.method, reply.path, reply.status)  # e.g. 204
+            checked += 1
+            continue
         assert reply.content_type in content, (reply.method, reply.path, reply.content_type)
-        if reply.content_type == "application/json":
+        if reply.content_type.endswith("json"):  # application/json and the ALTO types
             schema = where + pointer("content", reply.content_type, "schema")
             errors = list(validator(spec, schema).iter_errors(reply.json))
             assert not errors, (reply.method, reply.path, reply.status,
                                 [f"{list(e.absolute_path)}: {e.message}" for e in errors])
         checked += 1
-    assert checked >= 60
+    assert checked >= 95
 
 
 def test_the_scenario_exercises_every_operation_and_its_success(spec, exchanges):
@@ -230,6 +300,24 @@ def test_unrouted_answers_are_errors_as_the_spec_describes_them(spec, exchanges)
         check.validate(reply.json)
 
 
+def test_alto_update_stream_events_follow_the_spec(spec, exchanges):
+    streams = [r for r in exchanges if r.route == "/alto/updates" and r.status == 200]
+    events = [e for r in streams for e in sse_events(r.body)]
+    kinds = [e["event"] for e in events]
+    assert kinds[:3] == ["application/alto-updatestreamcontrol+json",
+                         "application/alto-costmap+json,rc", "application/alto-costmap+json,f"]
+    assert "application/merge-patch+json,rc" in kinds and kinds.count(kinds[0]) >= 2
+    for event in events:
+        media_type = event["event"].split(",")[0]
+        if media_type == "application/alto-updatestreamcontrol+json":
+            validator(spec, "/components/schemas/AltoUpdateStreamControlEvent").validate(
+                event["data"])
+        elif media_type != "application/merge-patch+json":
+            name = {"application/alto-costmap+json": "AltoCostMap",
+                    "application/alto-propmap+json": "AltoPropertyMap"}[media_type]
+            validator(spec, f"/components/schemas/{name}").validate(event["data"])
+
+
 def test_event_stream_data_follow_the_spec(spec, exchanges):
     streams = [r for r in exchanges if r.route == "/asi/v1/events" and r.status == 200]
     events = [e for r in streams for e in sse_events(r.body)]
@@ -246,6 +334,11 @@ def test_event_stream_data_follow_the_spec(spec, exchanges):
     ("Error", {"error": "x", "reason": "y", "stack": "..."}),
     ("LinkView", {"id": "0-1", "owners": {}}),
     ("FullView", {"view": "full", "version": 0, "nodes": [], "links": [], "owners": {}}),
+    ("AltoError", {"meta": {"code": "E_SYNTAX", "value": "x"}}),
+    ("AltoError", {"meta": {"code": "E_NOPE"}}),
+    ("AltoCostMap", {"meta": {"cost-type": {}}, "cost-map": {}}),
+    ("AltoCostMap", {"meta": {"dependent-vtags": [], "cost-type": {}, "x": 1}, "cost-map": {}}),
+    ("AltoNetworkMap", {"meta": {}, "network-map": {}}),
 ])
 def test_the_schemas_are_strict_enough_to_fail(spec, name, instance):
     assert list(validator(spec, f"/components/schemas/{name}").iter_errors(instance))
