@@ -153,10 +153,10 @@ def test_histogram_delta_from_the_scs_own_metrics():
     summary = delta.summary()
     assert summary["count"] == 100 and summary["mean_ms"] == pytest.approx(8.35, abs=0.01)
     assert summary["within_20ms"] == 0.99 and summary["within_100ms"] == 1.0
-    # Median: rank 50 of the 60 in the (2, 5] ms bucket -> 2 + 3 * 50/60 ms.
-    assert summary["median_ms_est"] == pytest.approx(4.5, abs=0.01)
-    # p99: rank 99 is the last of the (10, 20] ms bucket -> its upper bound.
-    assert summary["p99_ms_est"] == pytest.approx(20.0, abs=0.01)
+    # Median: rank 50 of the 60 in the (2, 3] ms bucket -> 2 + 1 * 50/60 ms.
+    assert summary["median_ms_est"] == pytest.approx(2 + 50 / 60, abs=0.01)
+    # p99: rank 99 is the last of the (10, 15] ms bucket -> its upper bound.
+    assert summary["p99_ms_est"] == pytest.approx(15.0, abs=0.01)
 
 
 def test_histogram_edge_cases():

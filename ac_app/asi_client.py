@@ -1,0 +1,121 @@
+"""The AC's side of ASI (CSO draft §7.2): lightpaths and candidate evaluation at the SC.
+
+`AsiClient` speaks JSON over HTTP to the SC's ``/asi/v1`` with the AC's bearer token
+(`cso.http`, green once ``cso ac`` has monkey-patched the process). An SC that does not answer
+raises `AsiUnreachable`; any answer but a success raises `AsiError` with the SC's own error
+code, reason and detail, so the procedure can tell a refusal (no path) from a failure.
+
+`AsiNetworkView` is the `ac_app.resources.NetworkView` of the live AC: the strategies' one
+evaluation of their candidates is one ``POST /asi/v1/evaluate`` with the request's
+constraints, which reserves nothing.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ac_app.resources import PathInfo, path_infos_from_asi
+from cso import http
+
+PREFIX = "/asi/v1"
+#: Request fields the SC takes as constraints, for both establish and evaluate.
+CONSTRAINTS = ("bandwidth_gbps", "max_delay_ms", "max_jitter_ms", "max_hops")
+
+
+class AsiUnreachable(Exception):
+    """The SC did not answer (refused connection, timeout, unknown host)."""
+
+
+class AsiError(Exception):
+    """The SC answered an error (or an answer that is not what ASI promises)."""
+
+    def __init__(self, status: int, code: str, reason: str, detail: str = ""):
+        super().__init__(f"{status} {code}: {reason}" + (f" ({detail})" if detail else ""))
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.detail = detail
+
+
+Send = Callable[..., http.Answer]
+
+
+class AsiClient:
+    """HTTP client of the SC's ASI for one AC (its bearer token)."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0,
+                 send: Send = http.request):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._send = send
+
+    def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One ASI call; the answer's JSON object, or `AsiError` / `AsiUnreachable`."""
+        try:
+            answer = self._send(method, self.base_url + path, body=body, token=self.token,
+                                timeout=self.timeout)
+        except http.Unreachable as exc:
+            raise AsiUnreachable(str(exc)) from None
+        data = answer.json
+        if 200 <= answer.status < 300:
+            if not isinstance(data, dict):
+                raise AsiError(answer.status, "bad-answer", f"{method} {path}: not a JSON object")
+            return data
+        if not isinstance(data, dict) or not isinstance(data.get("error"), str):
+            text = answer.body[:200].decode("utf-8", "replace")
+            raise AsiError(answer.status, "http-error", f"{method} {path}: {text}")
+        raise AsiError(answer.status, data["error"], str(data.get("reason") or data["error"]),
+                       str(data.get("detail") or ""))
+
+    def establish(self, src: str, dst: str, service_type: str, label: Optional[str] = None,
+                  constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """``POST /asi/v1/lightpaths``: the lightpath set up (``id``, ``route``, ...)."""
+        body: dict[str, Any] = {"src": src, "dst": dst, "service_type": service_type}
+        if label is not None:
+            body["label"] = label
+        body.update(_constraints(constraints))
+        answer = self.call("POST", f"{PREFIX}/lightpaths", body)
+        for key in ("id", "route", "links", "wavelength", "hops"):
+            if key not in answer:
+                raise AsiError(201, "bad-answer", f"the lightpath has no {key!r}")
+        return answer
+
+    def teardown(self, lp_id: str) -> Optional[dict[str, Any]]:
+        """``DELETE /asi/v1/lightpaths/{id}``: the lightpath removed, None when already gone."""
+        try:
+            return self.call("DELETE", f"{PREFIX}/lightpaths/{lp_id}")
+        except AsiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def evaluate(self, src: str, dsts: Sequence[str],
+                 constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """``POST /asi/v1/evaluate``: per destination, feasible or why not; nothing reserved."""
+        body = {"src": src, "dsts": list(dsts), **_constraints(constraints)}
+        return self.call("POST", f"{PREFIX}/evaluate", body)
+
+
+def _constraints(constraints: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    return {key: constraints[key] for key in CONSTRAINTS
+            if constraints and constraints.get(key) is not None}
+
+
+class AsiNetworkView:
+    """`NetworkView` over ASI: one ``evaluate`` call with one request's constraints."""
+
+    def __init__(self, client: AsiClient, constraints: Optional[Mapping[str, Any]] = None):
+        self.client = client
+        self.constraints = dict(constraints or {})
+
+    def evaluate(self, src: str, dsts: Sequence[str]) -> dict[str, PathInfo]:
+        """A `PathInfo` for every node of ``dsts``; `AsiError` when the answer lacks one."""
+        answer = self.client.evaluate(src, dsts, self.constraints)
+        try:
+            infos = path_infos_from_asi(answer)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AsiError(200, "bad-answer", f"malformed evaluation: {exc!r}") from None
+        missing = [dst for dst in dsts if dst not in infos]
+        if missing:
+            raise AsiError(200, "bad-answer", f"the evaluation lacks {', '.join(missing)}")
+        return infos

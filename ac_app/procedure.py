@@ -1,0 +1,494 @@
+"""The CSO procedure (CSO draft §5, DESIGN §6): from a user's request to a server and a lightpath.
+
+`Procedure.submit` runs, for an authenticated user::
+
+    validate -> record (pending) -> SSE: the strategy on the ARAE's application view and, for
+    NB/GLB, one ASI evaluation -> reserve the server (the DC agent creates a VM) -> ASI
+    lightpath from the user's host to the VM -> accounting (active, rating) -> the record
+
+Stages of a pending request: ``selecting``, ``reserving-server``, ``connecting``. Statuses::
+
+    pending ──▶ active ──▶ releasing ──▶ released        (DELETE or expiry)
+       │
+       ├──▶ refused   a stratum said no (409): no server fits, no path, agent or SC refusal
+       └──▶ failed    a peer did not answer (503) or answered nonsense (502), or a bug (500)
+
+Any failure gives back everything already taken, lightpath first, then the VM, and the error
+names the stratum and the reason. Error mapping (``error`` code, HTTP status):
+
+=========================================  ===========  =====================
+what happened                              stratum      answer
+=========================================  ===========  =====================
+strategy: no server up with room           application  409 refused
+strategy: no feasible path to a candidate  network      409 refused
+agent refuses the VM (409, 422: full...)   application  409 refused
+SC refuses the lightpath (409, 422)        network      409 refused
+agent / SC unreachable, SC install failed  its own      503 unavailable
+agent / SC answered another error          its own      502 bad-gateway
+=========================================  ===========  =====================
+
+Nothing the AC holds is forgotten: the record keeps the VM id (= the request id, so a VM whose
+creation answer was lost is still found) and the lightpath id until the agent or the SC has
+confirmed the release, and `housekeeping` retries releases that a peer did not confirm.
+
+A server at the user's own node needs no fibre (the strategies' ``LOCAL_PATH``): the SC
+joins the two hosts inside the node's switch, a "lightpath" of 0 hops without a wavelength.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
+
+from ac_app.agent import AgentError, check_content_request
+from ac_app.arae import AgentRefused, AgentUnreachable
+
+import eventlet.semaphore  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
+from ac_app.asi_client import AsiError, AsiNetworkView, AsiUnreachable
+from ac_app.config import User
+from ac_app.db import (ACTIVE, FAILED, PENDING, REFUSED, RELEASED, RELEASING, STATUSES, Record,
+                       RequestStore, StatusChanged, parse_id)
+from ac_app.resources import AppView, Demand
+from ac_app.strategies import APPLICATION, NETWORK, Choice, Strategy
+from cso.emulation import EmulationError, node_indices
+from cso.rest import ApiError, Field, validate
+from topologies.model import Topology
+
+LOG = logging.getLogger(__name__)
+
+VOD, VM, MIGRATION = "vod", "vm", "migration"
+TYPES = (VOD, VM, MIGRATION)
+SELECTING, RESERVING, CONNECTING = "selecting", "reserving-server", "connecting"
+
+#: QoE: the one-way delay budget of a request that names none (about NSFNET coast to coast).
+REFERENCE_DELAY_MS = 25.0
+#: Lightpath id of one whose establish answer was lost: found by its endpoints to release it.
+UNKNOWN_LIGHTPATH = "?"
+#: Seconds between retries of releases a peer did not confirm.
+CLEANUP_INTERVAL = 10.0
+
+_USER_NET = ipaddress.IPv4Network("10.1.0.0/16")
+#: Agent refusals that mean "not here, not now" (the application stratum says no).
+_AGENT_REFUSALS = (409, 422)
+#: SC refusals: no path, endpoint in use (409); an endpoint or constraint it cannot serve (422).
+_SC_REFUSALS = (409, 422)
+
+_CONSTRAINTS = {
+    "bandwidth_gbps": Field("number", minimum=0, maximum=1e6),
+    "max_delay_ms": Field("number", minimum=0, maximum=1e6),
+    "max_jitter_ms": Field("number", minimum=0, maximum=1e6),
+    "max_hops": Field("int", minimum=1, maximum=10_000),
+}
+_TYPE = Field("str", required=True, choices=TYPES)
+_SRC = Field("str", required=True, max_length=64)
+
+
+class AgentApi(Protocol):
+    """What the procedure asks of a DC agent (`ac_app.arae.AgentClient`)."""
+
+    def create_vm(self, vm_id: str, demand: Demand, server: Optional[str] = None,
+                  ip: Optional[str] = None) -> dict[str, Any]: ...
+
+    def delete_vm(self, vm_id: str) -> dict[str, Any]: ...
+
+
+class AppStratum(Protocol):
+    """What the procedure asks of the ARAE (`ac_app.arae.Arae`)."""
+
+    def app_view(self) -> AppView: ...
+
+    def client(self, dc: str) -> AgentApi: ...
+
+    def poll(self, dc: str) -> Any: ...
+
+
+class Network(Protocol):
+    """What the procedure asks of the SC (`ac_app.asi_client.AsiClient`)."""
+
+    def establish(self, src: str, dst: str, service_type: str, label: Optional[str] = None,
+                  constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]: ...
+
+    def teardown(self, lp_id: str) -> Optional[dict[str, Any]]: ...
+
+    def evaluate(self, src: str, dsts: Sequence[str],
+                 constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]: ...
+
+    def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated vod or vm request: what to serve, from where, for how long."""
+
+    type: str
+    src: str
+    src_node: str
+    demand: Demand
+    duration_s: float
+    constraints: Mapping[str, Any]
+    content: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The specifics kept with the record."""
+        spec: dict[str, Any] = {"constraints": dict(self.constraints)}
+        if self.content is not None:
+            spec["content"] = self.content
+        return spec
+
+
+class _Abort(Exception):
+    """A step of the procedure could not be done: how to answer and what to record."""
+
+    def __init__(self, status: int, stratum: str, reason: str, detail: str = ""):
+        super().__init__(f"{status} {stratum}: {reason} {detail}")
+        self.status = status
+        self.stratum = stratum
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def code(self) -> str:
+        """The UAI error code."""
+        return {409: "refused", 503: "unavailable"}.get(self.status, "bad-gateway")
+
+
+def qoe_rating(delay_ms: Optional[float], max_delay_ms: Optional[float] = None) -> Optional[int]:
+    """QoE of a served request, 1 to 5 stars, from its path's one-way delay against its budget.
+
+    The budget is the user's ``max_delay_ms``, else `REFERENCE_DELAY_MS`; the delay uses up
+    at most 20 % of it: 5, 40 %: 4, 60 %: 3, 80 %: 2, more: 1. A server at the user's own node
+    (a local connection, no fibre) is 5; an unknown delay is not rated (None).
+    """
+    if delay_ms is None:
+        return None
+    budget = max_delay_ms if max_delay_ms else REFERENCE_DELAY_MS
+    used = delay_ms / budget
+    for stars, share in ((5, 0.2), (4, 0.4), (3, 0.6), (2, 0.8)):
+        if used <= share + 1e-9:
+            return stars
+    return 1
+
+
+class Procedure:
+    """The AC's UA and SSE at work: serves, releases, expires and accounts UAI requests."""
+
+    def __init__(self, db: RequestStore, app: AppStratum, asi: Network, strategy: Strategy,
+                 topology: Topology, vod_demand: Demand, default_duration_s: float,
+                 max_duration_s: float, clock: Callable[[], float] = time.time):
+        self.db = db
+        self.app = app
+        self.asi = asi
+        self.strategy = strategy
+        self.topology = topology
+        self.vod_demand = vod_demand
+        self.default_duration_s = default_duration_s
+        self.max_duration_s = max_duration_s
+        self.clock = clock
+        self._user_nodes = _user_nodes(topology)
+        self._dcs = {node.dc.id for node in topology.nodes.values() if node.dc is not None}
+        duration = Field("number", minimum=1, maximum=max_duration_s)
+        self._schemas = {
+            VOD: {"type": _TYPE, "src": _SRC, "content": Field("str", required=True),
+                  "duration_s": duration, **_CONSTRAINTS},
+            VM: {"type": _TYPE, "src": _SRC, "cpu": Field("number", required=True, maximum=1e6),
+                 "memory_gb": Field("number", required=True, minimum=0, maximum=1e9),
+                 "disk_gb": Field("number", required=True, minimum=0, maximum=1e12),
+                 "duration_s": duration, **_CONSTRAINTS},
+            MIGRATION: {"type": _TYPE, "request": Field("str", required=True, max_length=64),
+                        "dst_dc": Field("str", max_length=64)},
+        }
+        # Choosing a server and reserving it is one step: two requests choosing at once on the
+        # same view would both pick the emptiest server. The lightpath set-up runs in parallel.
+        self._selecting = eventlet.semaphore.Semaphore(1)
+        self._next_cleanup = 0.0
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def get(self, user: User, request_id: str) -> Record:
+        """A request the user may see (a manager: any); another user's is as good as missing."""
+        seq = parse_id(request_id)
+        record = self.db.get(seq) if seq is not None else None
+        if record is None or not (user.manager or record.owner == user.name):
+            raise ApiError(404, "not-found", f"no request {request_id}")
+        return record
+
+    def list(self, user: User, status: Optional[str] = None, type_: Optional[str] = None,
+             owner: Optional[str] = None) -> list[Record]:
+        """The user's requests (a manager: everyone's, or ``owner``'s), oldest first."""
+        if status is not None and status not in STATUSES:
+            raise ApiError(400, "invalid-parameter", f"status must be one of "
+                           f"{', '.join(STATUSES)}", field="status")
+        if type_ is not None and type_ not in (VOD, VM):
+            raise ApiError(400, "invalid-parameter", "type must be vod or vm", field="type")
+        if owner is not None and not user.manager:
+            raise ApiError(403, "forbidden", "only provider managers may ask for another "
+                           "user's requests", field="owner")
+        return self.db.list(owner if user.manager else user.name, status, type_)
+
+    # -- the procedure -------------------------------------------------------------------------
+
+    def submit(self, user: User, body: Mapping[str, Any]) -> Record:
+        """Serve a request (the active record) or raise the `ApiError` that says why not."""
+        kind = validate({"type": body.get("type")}, {"type": _TYPE})["type"]
+        if kind == MIGRATION:
+            self._migration(user, body)
+        spec = self._parse(kind, body)
+        record = self.db.create(owner=user.name, type=spec.type, status=PENDING, stage=SELECTING,
+                                created=self.clock(), src=spec.src, src_node=spec.src_node,
+                                duration_s=spec.duration_s, strategy=self.strategy.name,
+                                spec=spec.to_json(), cpu=float(spec.demand.cpu),
+                                memory_gb=float(spec.demand.memory_gb),
+                                disk_gb=float(spec.demand.disk_gb))
+        LOG.info("%s: %s asks %s from %s (%s)", record.id, user.name, spec.type, spec.src,
+                 record.spec)
+        try:
+            return self._provision(record, spec)
+        except _Abort as abort:
+            self._abandon(record, REFUSED if abort.status == 409 else FAILED, abort.stratum,
+                          abort.reason, abort.detail)
+            raise ApiError(abort.status, abort.code, abort.reason, stratum=abort.stratum,
+                           detail=abort.detail, id=record.id) from None
+        except Exception:
+            LOG.exception("%s: the procedure failed", record.id)
+            self._abandon(record, FAILED, None, "internal", "unexpected error; see the AC log")
+            raise
+
+    def _provision(self, record: Record, spec: Spec) -> Record:
+        with self._selecting:
+            choice = self._select(spec)
+            record = self.db.update(record, stage=RESERVING, dc=choice.server.dc,
+                                    node=choice.node, server=choice.server.server,
+                                    choice=dict(choice.details), vm_id=record.id)
+            vm = self._create_vm(record, choice, spec.demand)
+            record = self.db.update(record, server=vm["server"], vm_ip=vm["ip"])
+            self._refresh(record.dc)
+        record = self.db.update(record, stage=CONNECTING)
+        record, lightpath = self._establish(record, spec)
+        now = self.clock()
+        record = self.db.update(
+            record, expect=PENDING, status=ACTIVE, stage=None, started=now,
+            ends_at=now + spec.duration_s, lightpath=lightpath,
+            rating=qoe_rating(lightpath["delay_ms"], spec.constraints.get("max_delay_ms")))
+        LOG.info("%s: active on %s/%s at %s over %s (%s hops)", record.id, record.dc,
+                 record.server, record.vm_ip, lightpath["id"], lightpath["hops"])
+        return record
+
+    def _select(self, spec: Spec) -> Choice:
+        net = AsiNetworkView(self.asi, spec.constraints)
+        with _network_step():
+            decision = self.strategy.choose(spec.src_node, spec.demand, self.app.app_view(), net)
+        if not decision.ok:
+            raise _Abort(409, decision.stratum, decision.reason, decision.detail)
+        return decision
+
+    def _create_vm(self, record: Record, choice: Choice, demand: Demand) -> dict[str, Any]:
+        try:
+            vm = self.app.client(choice.server.dc).create_vm(record.id, demand,
+                                                             server=choice.server.server)
+        except AgentRefused as exc:
+            status = 409 if exc.status in _AGENT_REFUSALS else 502
+            raise _Abort(status, APPLICATION, exc.code, exc.reason) from None
+        except AgentUnreachable as exc:
+            raise _Abort(503, APPLICATION, "agent-unreachable", str(exc)) from None
+        if not isinstance(vm, dict) or not isinstance(vm.get("ip"), str) \
+                or not isinstance(vm.get("server"), str):
+            raise _Abort(502, APPLICATION, "bad-answer", f"the agent's VM is {vm!r}")
+        return vm
+
+    def _establish(self, record: Record, spec: Spec) -> tuple[Record, dict[str, Any]]:
+        # Recorded before asking: if the answer is lost the lightpath may exist all the same.
+        record = self.db.update(record, lightpath_id=UNKNOWN_LIGHTPATH)
+        with _network_step():
+            try:
+                answer = self.asi.establish(spec.src, record.vm_ip, spec.type, label=record.id,
+                                            constraints=spec.constraints)
+            except AsiError as exc:
+                if not 200 <= exc.status < 300:  # the SC said no: it holds nothing
+                    self.db.update(record, lightpath_id=None)
+                raise
+        return (self.db.update(record, lightpath_id=answer["id"]),
+                self._lightpath_summary(answer))
+
+    def _lightpath_summary(self, answer: Mapping[str, Any]) -> dict[str, Any]:
+        summary = {key: answer.get(key) for key in ("id", "route", "links", "wavelength",
+                                                    "vlan_vid", "hops")}
+        try:
+            delay = sum(self.topology.link(link).delay_ms for link in answer["links"])
+        except KeyError:
+            delay = None  # a fibre this AC's topology file does not have: not rated
+        summary["delay_ms"] = None if delay is None else round(delay, 6)
+        return summary
+
+    def _refresh(self, dc: str) -> None:
+        # The next choice must see this VM, not wait for the next poll round.
+        try:
+            self.app.poll(dc)
+        except Exception:  # noqa: BLE001 - the ARAE records its own failures; go on
+            LOG.exception("refreshing %s failed", dc)
+
+    def _abandon(self, record: Record, status: str, stratum: Optional[str], reason: str,
+                 detail: str) -> None:
+        """Give back whatever a request that could not be served holds; record why."""
+        current = self.db.get(record.seq) or record
+        current = self._give_back(current)
+        self.db.update(current, status=status, stage=None, stratum=stratum, reason=reason,
+                       detail=detail or None, ended=self.clock())
+        LOG.info("%s: %s by the %s stratum: %s %s", record.id, status, stratum or "AC",
+                 reason, detail)
+
+    # -- release -------------------------------------------------------------------------------
+
+    def delete(self, user: User, request_id: str) -> Record:
+        """Release an active request now (its user or a manager): lightpath, then VM."""
+        record = self.get(user, request_id)
+        return self._release(record, "deleted" if record.owner == user.name
+                             else f"deleted by {user.name}")
+
+    def _release(self, record: Record, why: str) -> Record:
+        try:
+            record = self.db.update(record, expect=ACTIVE, status=RELEASING)
+        except StatusChanged:
+            current = self.db.get(record.seq) or record
+            raise ApiError(409, "not-active", f"request {record.id} is {current.status}",
+                           id=record.id) from None
+        record = self._give_back(record)
+        record = self.db.update(record, status=RELEASED, ended=self.clock(), end_reason=why)
+        LOG.info("%s: released (%s)%s", record.id, why,
+                 f"; still held: {', '.join(record.leftovers)}" if record.leftovers else "")
+        return record
+
+    def _give_back(self, record: Record) -> Record:
+        """Tear down the lightpath, then delete the VM; keeps whichever the peer did not confirm."""
+        changes: dict[str, Any] = {}
+        if record.lightpath_id:
+            try:
+                if record.lightpath_id == UNKNOWN_LIGHTPATH:
+                    self._teardown_by_endpoints(record)
+                else:
+                    self.asi.teardown(record.lightpath_id)
+                changes["lightpath_id"] = None
+            except (AsiError, AsiUnreachable) as exc:
+                LOG.warning("%s: lightpath %s not torn down: %s", record.id,
+                            record.lightpath_id, exc)
+        if record.vm_id:
+            try:
+                self.app.client(record.dc).delete_vm(record.vm_id)
+                changes["vm_id"] = None
+            except AgentRefused as exc:
+                if exc.status == 404:  # never created, or already gone
+                    changes["vm_id"] = None
+                else:
+                    LOG.warning("%s: VM not released: %s", record.id, exc)
+            except AgentUnreachable as exc:
+                LOG.warning("%s: VM not released: %s", record.id, exc)
+            self._refresh(record.dc)
+        return self.db.update(record, **changes) if changes else record
+
+    def _teardown_by_endpoints(self, record: Record) -> None:
+        mine = self.asi.call("GET", "/asi/v1/lightpaths").get("lightpaths", [])
+        for lp in mine:
+            if lp.get("src") == record.src and lp.get("dst") == record.vm_ip:
+                self.asi.teardown(lp["id"])
+
+    def housekeeping(self) -> list[Record]:
+        """Release the requests whose time is up; now and then retry unconfirmed releases."""
+        now = self.clock()
+        released = []
+        for record in self.db.due(now):
+            try:
+                released.append(self._release(record, "expired"))
+            except ApiError:
+                continue  # deleted meanwhile
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + CLEANUP_INTERVAL
+            for record in self.db.leftovers():
+                self._give_back(record)
+        return released
+
+    def recover(self) -> list[Record]:
+        """At start-up: settle what a stopped AC left pending (failed) or releasing."""
+        settled = []
+        for record in self.db.unfinished():
+            if record.status == PENDING:
+                self._abandon(record, FAILED, None, "ac-restarted",
+                              "the AC stopped while serving the request")
+            else:
+                record = self._give_back(record)
+                self.db.update(record, status=RELEASED, ended=self.clock(),
+                               end_reason="released after an AC restart")
+            settled.append(self.db.get(record.seq) or record)
+        return settled
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def _parse(self, kind: str, body: Mapping[str, Any]) -> Spec:
+        req = validate(body, self._schemas[kind])
+        src_node = self._src_node(req["src"])
+        constraints = {key: req[key] for key in _CONSTRAINTS if key in req}
+        content = None
+        if kind == VOD:
+            content = req["content"]
+            try:
+                check_content_request(content, None)
+            except AgentError as exc:
+                raise ApiError(400, "invalid-field", f"content: {exc.reason}",
+                               field="content") from None
+            demand = self.vod_demand
+        else:
+            if req["cpu"] <= 0:
+                raise ApiError(400, "invalid-field", "cpu must be > 0", field="cpu")
+            demand = Demand(req["cpu"], req["memory_gb"], req["disk_gb"])
+        return Spec(kind, req["src"], src_node, demand,
+                    float(req.get("duration_s", self.default_duration_s)), constraints, content)
+
+    def _src_node(self, src: str) -> str:
+        try:
+            address = ipaddress.IPv4Address(src)
+        except ValueError:
+            raise ApiError(400, "invalid-field", "src must be an IPv4 address",
+                           field="src") from None
+        node = self._user_nodes.get(address.packed[2]) if address in _USER_NET else None
+        if node is None or address.packed[3] in (0, 255):
+            raise ApiError(422, "unknown-endpoint", f"{src} is not a user host of "
+                           f"{self.topology.name} (10.1.<i>.<n> at node i)", field="src")
+        return node
+
+    def _migration(self, user: User, body: Mapping[str, Any]) -> None:
+        if not user.manager:
+            raise ApiError(403, "forbidden", "only provider managers may ask for VM migration")
+        req = validate(body, self._schemas[MIGRATION])
+        target = self.get(user, req["request"])
+        if target.type != VM or target.status != ACTIVE:
+            raise ApiError(409, "not-migratable", f"request {target.id} is not an active vm "
+                           f"request ({target.type}, {target.status})")
+        if "dst_dc" in req and req["dst_dc"] not in self._dcs:
+            raise ApiError(422, "unknown-dc", f"no DC {req['dst_dc']!r} in "
+                           f"{self.topology.name}", field="dst_dc")
+        raise ApiError(501, "not-implemented", "VM migration is not implemented yet")
+
+
+@contextmanager
+def _network_step() -> Iterator[None]:
+    """Turns the SC's answers inside the block into `_Abort`s of the network stratum."""
+    try:
+        yield
+    except AsiUnreachable as exc:
+        raise _Abort(503, NETWORK, "sc-unreachable", str(exc)) from None
+    except AsiError as exc:
+        if exc.status in _SC_REFUSALS:
+            # no-path carries the PCE's reason in ``reason``; other refusals their code.
+            reason = exc.reason if exc.code == "no-path" else exc.code
+            raise _Abort(409, NETWORK, reason, exc.detail or exc.reason) from None
+        raise _Abort(503 if exc.status == 503 else 502, NETWORK, exc.code,
+                     exc.detail or exc.reason) from None
+
+
+def _user_nodes(topology: Topology) -> dict[int, str]:
+    """The ``i`` of user hosts ``10.1.<i>.<n>`` -> node id (the emulation's address plan)."""
+    try:
+        return {index: node for node, index in node_indices(topology).items()}
+    except EmulationError:
+        return {}  # too many nodes for the plan: no node has user hosts

@@ -1,0 +1,103 @@
+"""The AC assembled from its settings: DB, ARAE, ASI client, strategy, procedure and UAI.
+
+`AcService` only wires the plain parts together and runs the background green threads (the
+ARAE's polling, and housekeeping: expiry and unconfirmed releases); ``cso ac`` serves its
+``app`` and tests build it with fakes in place of the ARAE and the SC.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from typing import Any, Mapping, Optional, Protocol
+
+from ac_app import strategies
+from ac_app.arae import Arae, DcState
+
+import eventlet  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
+from ac_app.asi_client import AsiClient
+from ac_app.config import AcSettings
+from ac_app.db import DB_FILE, RequestStore
+from ac_app.procedure import AppStratum, Network, Procedure
+from ac_app.resources import Demand
+from ac_app.uai import make_app
+from cso.wsgi import WsgiApp
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds between housekeeping rounds: a request outlives its duration by at most this.
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+class AppStratumService(AppStratum, Protocol):
+    """The ARAE as the service runs it: the procedure's view, plus polling and DC states."""
+
+    def states(self) -> Mapping[str, DcState]: ...
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+def build_strategy(settings: AcSettings) -> strategies.Strategy:
+    """The configured strategy with those of its parameters the settings give."""
+    params = {"a": settings.glb_a, "b": settings.glb_b, "k": settings.glb_k,
+              "rng": settings.random_seed}
+    accepted = inspect.signature(strategies.STRATEGIES[settings.strategy.upper()]).parameters
+    return strategies.get(settings.strategy,
+                          **{key: value for key, value in params.items() if key in accepted})
+
+
+class AcService:
+    """Every part of the AC, built from `AcSettings`; `start` and `stop` its green threads."""
+
+    def __init__(self, settings: AcSettings, arae: Optional[AppStratumService] = None,
+                 asi: Optional[Network] = None, db_path: Optional[str] = None,
+                 **procedure_kwargs: Any):
+        self.settings = settings
+        self.db = RequestStore(db_path or os.path.join(settings.state_dir, DB_FILE))
+        self.arae = arae if arae is not None else Arae(
+            settings.agents, token=settings.agent_token or None,
+            interval=settings.agent_poll_interval, timeout=settings.agent_timeout,
+            max_failures=settings.agent_failures)
+        self.asi = asi if asi is not None else AsiClient(settings.sc_url, settings.sc_token,
+                                                         settings.sc_timeout)
+        self.procedure = Procedure(
+            self.db, self.arae, self.asi, build_strategy(settings), settings.topology,
+            Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
+            settings.default_duration_s, settings.max_duration_s, **procedure_kwargs)
+        self.app: WsgiApp = make_app(self.procedure, settings.users, self._dcs)
+        self._housekeeper: Optional[eventlet.greenthread.GreenThread] = None
+
+    def _dcs(self) -> dict[str, Any]:
+        return {dc: state.to_json() for dc, state in self.arae.states().items()}
+
+    def start(self) -> "AcService":
+        """Settle what a previous run left, then poll the agents and keep house."""
+        settled = self.procedure.recover()
+        if settled:
+            LOG.warning("settled %d request(s) left by the previous run", len(settled))
+        self.arae.start()
+        if self._housekeeper is None:
+            self._housekeeper = eventlet.spawn(self._housekeeping)
+        return self
+
+    def _housekeeping(self) -> None:
+        while True:
+            try:
+                self.procedure.housekeeping()
+            except Exception:  # noqa: BLE001 - expiry must go on; the failure is logged
+                LOG.exception("housekeeping failed")
+            eventlet.sleep(HOUSEKEEPING_INTERVAL)
+
+    def stop(self) -> None:
+        """Stop the background green threads (requests stay as they are: `start` resumes)."""
+        thread, self._housekeeper = self._housekeeper, None
+        if thread is not None:
+            thread.kill()
+        self.arae.stop()
+
+    def close(self) -> None:
+        """Stop and close the DB."""
+        self.stop()
+        self.db.close()

@@ -1,0 +1,127 @@
+"""UAI (CSO draft §7.1): the users' REST interface of the AC, under ``/uai/v1``.
+
+A thin shell around `ac_app.procedure.Procedure`: each handler authenticates the bearer token
+(one per user, `[ac] users`), reads the JSON body or query, calls the procedure and answers
+JSON. Users and provider managers use the same interface; managers see every user's requests
+and accounting and may ask for VM migration. Another user's request answers 404, as if it did
+not exist. See docs/openapi-ac.yaml.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional
+
+from webob import Request, Response
+
+from ac_app.agent import CONTENT_PORT
+from ac_app.config import User
+from ac_app.db import ACTIVE, Record, accounting_entry, accounting_totals, iso
+from ac_app.procedure import VOD, Procedure
+from cso.rest import ApiError, authenticate, json_body, json_response, query_params
+from cso.wsgi import WsgiApp, route
+
+PREFIX = "/uai/v1"
+
+
+def request_json(record: Record) -> dict[str, Any]:
+    """A request as UAI shows it: what was asked, where it stands, what it holds."""
+    content = record.spec.get("content")
+    active = record.status == ACTIVE
+    body: dict[str, Any] = {
+        "id": record.id, "type": record.type, "owner": record.owner, "status": record.status,
+        "stage": record.stage, "src": record.src, "src_node": record.src_node,
+        "strategy": record.strategy, "created": iso(record.created),
+        "started": iso(record.started), "ends_at": iso(record.ends_at),
+        "ended": iso(record.ended), "duration_s": record.duration_s,
+        "resources": {"cpu": record.cpu, "memory_gb": record.memory_gb,
+                      "disk_gb": record.disk_gb},
+        "constraints": dict(record.spec.get("constraints", {})),
+        "dc": record.dc, "node": record.node, "server": record.server, "vm_ip": record.vm_ip,
+        "lightpath": record.lightpath, "selection": record.choice, "stratum": record.stratum,
+        "reason": record.reason, "detail": record.detail, "end_reason": record.end_reason,
+        "rating": record.rating, "leftovers": record.leftovers,
+    }
+    if record.type == VOD:
+        body["content"] = content
+        body["content_url"] = (f"http://{record.vm_ip}:{CONTENT_PORT}/content/{content}"
+                               if active and record.vm_ip else None)
+    return body
+
+
+class UaiApi:
+    """The UAI's resources: requests, accounting, and the DCs' state for managers."""
+
+    def __init__(self, procedure: Procedure, users: Mapping[str, User],
+                 dcs: Optional[Callable[[], Mapping[str, Any]]] = None):
+        self.procedure = procedure
+        self.users = dict(users)
+        self._tokens = {name: user.token for name, user in self.users.items()}
+        self._dcs = dcs
+
+    def _user(self, req: Request) -> User:
+        return self.users[authenticate(req, self._tokens)]
+
+    @route(PREFIX + "/health", "GET")
+    def health(self, req: Request) -> Response:
+        """The AC answers (no token needed: for supervisors and start-up scripts)."""
+        query_params(req, ())
+        return json_response({"status": "ok", "strategy": self.procedure.strategy.name})
+
+    @route(PREFIX + "/requests", "POST")
+    def create(self, req: Request) -> Response:
+        """Run the CSO procedure for a vod, vm or migration request."""
+        user = self._user(req)
+        query_params(req, ())
+        record = self.procedure.submit(user, json_body(req))
+        return json_response(request_json(record), 201,
+                             {"Location": f"{PREFIX}/requests/{record.id}"})
+
+    @route(PREFIX + "/requests", "GET")
+    def list(self, req: Request) -> Response:
+        """The user's requests (a manager's: everyone's), oldest first."""
+        user = self._user(req)
+        params = query_params(req, ("status", "type", "owner"))
+        records = self.procedure.list(user, params.get("status"), params.get("type"),
+                                      params.get("owner"))
+        return json_response({"requests": [request_json(record) for record in records]})
+
+    @route(PREFIX + "/requests/{req_id}", "GET")
+    def get(self, req: Request, req_id: str) -> Response:
+        """One request: its status can be polled."""
+        user = self._user(req)
+        query_params(req, ())
+        return json_response(request_json(self.procedure.get(user, req_id)))
+
+    @route(PREFIX + "/requests/{req_id}", "DELETE")
+    def delete(self, req: Request, req_id: str) -> Response:
+        """Release an active request: its lightpath, then its VM."""
+        user = self._user(req)
+        query_params(req, ())
+        return json_response(request_json(self.procedure.delete(user, req_id)))
+
+    @route(PREFIX + "/accounting", "GET")
+    def accounting(self, req: Request) -> Response:
+        """Per request and per type: resources held, time, QoE rating (own; managers: all)."""
+        user = self._user(req)
+        params = query_params(req, ("owner",))
+        records = self.procedure.list(user, owner=params.get("owner"))
+        now = self.procedure.clock()
+        return json_response({"time": iso(now),
+                              "requests": [accounting_entry(r, now) for r in records],
+                              "totals": accounting_totals(records, now)})
+
+    @route(PREFIX + "/dcs", "GET")
+    def dcs(self, req: Request) -> Response:
+        """The ARAE's abstraction of each DC (provider managers only)."""
+        user = self._user(req)
+        query_params(req, ())
+        if not user.manager:
+            raise ApiError(403, "forbidden", "only provider managers may see the DCs")
+        return json_response({"dcs": list((self._dcs() if self._dcs else {}).values())})
+
+
+def make_app(procedure: Procedure, users: Mapping[str, User],
+             dcs: Optional[Callable[[], Mapping[str, Any]]] = None) -> WsgiApp:
+    """The UAI WSGI application."""
+    app = WsgiApp("uai")
+    app.mount(UaiApi(procedure, users, dcs))
+    return app
