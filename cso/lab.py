@@ -18,10 +18,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
+
+from cso import http
 
 BIN_DIR = os.path.dirname(sys.executable)
 CSO = os.path.join(BIN_DIR, "cso")
@@ -29,6 +29,10 @@ REQUIRED_TOOLS = ("ovs-vsctl", "ovs-ofctl", "mnexec", "mn", "ethtool", "ip", "ss
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 NET_LOCK = "/run/cso/net.lock"  # cso.net.LOCK_PATH; not imported so a broken cso cannot hide
 DEMO_TOKENS = {"demo-ac": "demo-ac-token", "other-ac": "other-ac-token"}
+#: UAI users of the demo (etc/ac.conf): name -> (role, token).
+DEMO_USERS = {"demo-user": ("user", "demo-user-token"),
+              "demo-manager": ("provider-manager", "demo-manager-token"),
+              "other-user": ("user", "other-user-token")}
 
 _RUNNING: list["Process"] = []
 
@@ -181,26 +185,64 @@ class ScRun:
     def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
                 headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0) -> Response:
         """One HTTP request to the SC; ``body`` is sent as JSON unless it is bytes/str."""
-        data = body
-        all_headers = dict(headers or {})
-        if body is not None and not isinstance(body, (bytes, str)):
-            data = json.dumps(body)
-            all_headers.setdefault("Content-Type", "application/json")
-        if isinstance(data, str):
-            data = data.encode()
-        if token is not None:
-            all_headers["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers=all_headers)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as answer:
-                return Response(answer.status, dict(answer.headers), answer.read())
-        except urllib.error.HTTPError as answer:
-            return Response(answer.code, dict(answer.headers), answer.read())
+        answer = http.request(method, self.url + path, body, token=token, headers=headers,
+                              timeout=timeout)
+        return Response(answer.status, dict(answer.headers), answer.body)
 
     def stop(self) -> Optional[int]:
         """Stop the SC (SIGINT first: Ryu closes its apps on KeyboardInterrupt)."""
         return self.process.stop(signal.SIGINT)
+
+
+class AcRun:
+    """``cso ac --config <generated>`` against an SC and the emulation's agents."""
+
+    def __init__(self, log_dir: str, sc: ScRun, agents: Mapping[str, str],
+                 topology: str = "nsfnet", options: Optional[Mapping[str, Any]] = None,
+                 users: Mapping[str, tuple[str, str]] = DEMO_USERS):
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.config_path = os.path.join(log_dir, "ac.conf")
+        ac_options = {
+            "topology": topology, "state_dir": os.path.join(log_dir, "ac-state"),
+            "listen_host": "127.0.0.1", "listen_port": self.port, "sc_url": sc.url,
+            "sc_token": DEMO_TOKENS["demo-ac"],
+            "users": ", ".join(f"{name}:{role}:{token}"
+                               for name, (role, token) in users.items()),
+            "agents": ", ".join(f"{dc}:{url}" for dc, url in agents.items()),
+            **(options or {})}
+        self.config_text = "[ac]\n" + "".join(f"{k} = {v}\n" for k, v in ac_options.items())
+        self.process = Process("ac", [CSO, "ac", "--config", self.config_path], log_dir)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the AC's UAI."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "AcRun":
+        """Start and wait until UAI answers."""
+        os.makedirs(self.log_dir, exist_ok=True)
+        with open(self.config_path, "w", encoding="utf-8") as handle:
+            handle.write(self.config_text)
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        while not _listening(self.port):
+            self.process.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cso ac not listening on {self.port} after {timeout:g} s; "
+                                   f"log {self.process.log_path}:\n{self.process.tail()}")
+            time.sleep(0.1)
+        return self
+
+    def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
+                timeout: float = 30.0) -> Response:
+        """One HTTP request to the AC."""
+        answer = http.request(method, self.url + path, body, token=token, timeout=timeout)
+        return Response(answer.status, dict(answer.headers), answer.body)
+
+    def stop(self) -> Optional[int]:
+        """Stop the AC."""
+        return self.process.stop(signal.SIGTERM)
 
 
 class NetRun:
