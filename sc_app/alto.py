@@ -20,7 +20,8 @@ Information resources (ids as in the IRD; `sc_app.alto_api` serves them under ``
   free wavelengths at the node; per IPv4 prefix: its PID).
 
 Every tag is a hash of the resource's content, so it changes exactly when the content does.
-What is computed from the TED is cached until its ``(version, seq)`` moves.
+What is computed from the TED (per pair of nodes, when first asked) is cached until its
+``(version, seq)`` moves.
 """
 from __future__ import annotations
 
@@ -335,7 +336,6 @@ class AltoServer:
         self.ted = pce.ted
         self.pids = site_pids(self.ted.topology)
         self._pid_by_name = {pid.name: pid for pid in self.pids}
-        self._nodes = tuple(dict.fromkeys(pid.node for pid in self.pids if pid.node))
         self._lookup = sorted(((net, pid.name) for pid in self.pids for net in pid.prefixes),
                               key=lambda item: -item[0].prefixlen)
         self._capacity = {link.id: link.capacity_gbps for link in self.ted.links}
@@ -443,22 +443,18 @@ class AltoServer:
             self._site_costs = {}
             self._bodies = {}
 
-    def site_costs(self) -> dict[tuple[str, str], Metrics]:
-        """(src node, dst node) -> metric -> value (None: undefined), for every PID node."""
+    def site_cost(self, src: str, dst: str) -> Metrics:
+        """Metric -> value (None: undefined) between two PID nodes, computed on first use."""
         self._sync()
-        if not self._site_costs:
-            ted, costs = self.ted, {}
-            for src in self._nodes:
-                up = ted.node_up[ted.node_index[src]]
-                for dst in self._nodes:
-                    if src == dst:
-                        costs[src, dst] = _SAME_SITE if up else _UNDEFINED
-                    else:
-                        path = nrae.site_path(self.pce, src, dst)
-                        costs[src, dst] = (_UNDEFINED if isinstance(path, NoPath)
-                                           else self._metrics(path))
-            self._site_costs = costs
-        return self._site_costs
+        metrics = self._site_costs.get((src, dst))
+        if metrics is None:
+            if src == dst:
+                metrics = _SAME_SITE if self.ted.node_up[self.ted.node_index[src]] else _UNDEFINED
+            else:
+                path = nrae.site_path(self.pce, src, dst)
+                metrics = _UNDEFINED if isinstance(path, NoPath) else self._metrics(path)
+            self._site_costs[src, dst] = metrics
+        return metrics
 
     def _metrics(self, path: Path) -> Metrics:
         capacity_gbps = min(self._capacity[link] for link in path.links)
@@ -469,13 +465,13 @@ class AltoServer:
     def _matrix(self, cost_type: CostType, srcs: Sequence[str], dsts: Sequence[str],
                 node_of: Callable[[str], Optional[str]]) -> dict[tuple[str, str], Any]:
         """Costs of one type between keys (PIDs or endpoints); ordinal ranks these pairs."""
-        costs, metric = self.site_costs(), cost_type.metric
-        values: dict[tuple[str, str], Any] = {}
+        metric, values = cost_type.metric, {}
         for src in srcs:
             a = node_of(src)
             for dst in dsts:
                 b = node_of(dst)
-                values[src, dst] = None if a is None or b is None else costs[a, b][metric]
+                values[src, dst] = (None if a is None or b is None
+                                    else self.site_cost(a, b)[metric])
         if cost_type.mode == ORDINAL:
             ranks = _ranks(values.values())
             values = {key: None if v is None else ranks[v] for key, v in values.items()}
@@ -635,9 +631,11 @@ class AltoServer:
         pids = {**self._endpoints(srcs, "endpoints/srcs"),
                 **self._endpoints(dsts, "endpoints/dsts")}
         if not srcs or not dsts:  # the client's own address stands for the empty list
-            if client is None:
-                raise AltoError(E_MISSING_FIELD, "endpoints/dsts" if srcs else "endpoints/srcs")
-            own = f"ipv{ipaddress.ip_address(client).version}:{client}"
+            try:
+                own = f"ipv{ipaddress.ip_address(client).version}:{client}"
+            except ValueError:  # no client address (or not an IP one) to stand in
+                raise AltoError(E_MISSING_FIELD, "endpoints/dsts" if srcs
+                                else "endpoints/srcs") from None
             pids.update(self._endpoints([own], "endpoints"))
             srcs, dsts = srcs or [own], dsts or [own]
         values = self._evaluate(query, srcs, dsts,

@@ -448,12 +448,14 @@ def test_the_directory_lists_every_resource_with_what_it_uses(alto):
 
 # -- update streams (RFC 8895) ----------------------------------------------------------------
 
-def events(stream_iter, count):
-    """The next ``count`` events (comments skipped) as (event, data)."""
+def events(stream_iter, count, keepalives=50):
+    """The next ``count`` events as (event, data), failing after ``keepalives`` idle beats."""
     out = []
     while len(out) < count:
         chunk = next(stream_iter).decode()
         if chunk.startswith(":"):
+            keepalives -= 1
+            assert keepalives, f"only {out} came"
             continue
         head, data = chunk.split("\n")[:2]
         out.append((head[len("event: "):], json.loads(data[len("data: "):])))

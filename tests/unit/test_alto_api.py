@@ -8,6 +8,8 @@ import json
 
 import eventlet
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sc_app import config
 from sc_app.alto import (COST_TYPES, DIRECTORY, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
@@ -38,10 +40,6 @@ def sc(state_dir):
 @pytest.fixture
 def ac(sc):
     return sc.client("ac1")
-
-
-def alto_get(client, path, **kwargs):
-    return client.get(path, **kwargs)
 
 
 def alto_post(client, path, body, media_type, **kwargs):
@@ -173,8 +171,8 @@ def test_the_alto_auth_option(value, ok):
 # -- the maps follow the network ----------------------------------------------------------------
 
 def test_a_lightpath_changes_routingcost_and_bw_residual_and_their_tags(sc, ac):
-    before = {name: cost_map(ac, name) for name in ("num-routingcost", "num-bw-residual",
-                                                      "num-hopcount")}
+    names = ("num-routingcost", "num-bw-residual", "num-hopcount")
+    before = {name: cost_map(ac, name) for name in names}
     lp = ac.post("/asi/v1/lightpaths", {"src": "10.1.0.1", "dst": "10.2.3.1"})
     assert lp.status == 201, lp.json
     during = {name: cost_map(ac, name) for name in before}
@@ -217,8 +215,9 @@ def test_an_update_stream_tells_of_a_new_lightpath_without_polling(sc, ac):
     assert reply.status == 200 and exact_type(reply) == EVENT_STREAM
     events = sse_events(reply.body)
     kinds = [event["event"] for event in events]
-    assert kinds == [UPDATE_STREAM_CONTROL, f"{COSTMAP},rc", "application/alto-endpointcost+json,ecs",
-                     f"{MERGE_PATCH},rc", f"{MERGE_PATCH},ecs"]
+    assert kinds == [UPDATE_STREAM_CONTROL, f"{COSTMAP},rc",
+                     "application/alto-endpointcost+json,ecs", f"{MERGE_PATCH},rc",
+                     f"{MERGE_PATCH},ecs"]
     assert events[0]["data"]["control-uri"].startswith("http://localhost/alto/updates/streams/")
     assert events[4]["data"] == {"endpoint-cost-map": {"ipv4:10.1.0.1": {
         "ipv4:10.2.3.1": 30_000_000}}}
@@ -267,3 +266,41 @@ def test_sse_data_are_single_json_lines(ac):
         assert len(lines) <= 1
         if lines:
             json.loads(lines[0][len("data:"):])
+
+
+# -- any body: an answer, never a failure -------------------------------------------------------
+
+_WORDS = st.sampled_from([
+    "cost-type", "multi-cost-types", "testable-cost-types", "constraints", "or-constraints",
+    "pids", "srcs", "dsts", "endpoints", "properties", "entities", "add", "remove",
+    "resource-id", "input", "tag", "incremental-changes", "cost-mode", "cost-metric",
+    "cost-context", "cost-source", "address-types", "numerical", "ordinal", "routingcost",
+    "bw-residual", "le 3", "[1] ge 2", "ipv4:10.1.0.1", "ipv4:10.1.0.0/8", "ipv6:::1",
+    "networkmap.pid:dc-3", "networkmap.pid", "priv:cso-dc", "user-0", "costmap-filtered",
+    "endpointcost", "ipv4:1.2.3", ""])
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2 ** 70) | st.floats(allow_nan=False) | _WORDS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_WORDS, inner, max_size=4),
+    max_leaves=20)
+
+
+@pytest.fixture(scope="module")
+def shared_sc(tmp_path_factory):
+    instance = make_sc(str(tmp_path_factory.mktemp("alto-any")))
+    yield instance
+    instance.close()
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/alto/networkmap/filtered", "/alto/costmap/filtered",
+                             "/alto/endpointcost", "/alto/endpointprop",
+                             "/alto/propmap/filtered", "/alto/updates?max_seconds=0"]),
+       request_body=st.dictionaries(_WORDS, _VALUES, max_size=5))
+def test_any_json_object_gets_a_map_or_an_alto_error(shared_sc, path, request_body):
+    reply = shared_sc.client("ac1").post(path, request_body)
+    assert reply.status in (200, 400), (reply.status, reply.body)
+    if reply.status == 400:
+        assert exact_type(reply) == ERROR
+        assert reply.json["meta"]["code"] in ("E_SYNTAX", E_MISSING_FIELD,
+                                              "E_INVALID_FIELD_TYPE", E_INVALID_FIELD_VALUE)
