@@ -1,10 +1,14 @@
 """``cso demo``: the NSFNET demonstration that ``make demo`` runs.
 
-Starts the real SC (``cso sc``) and the NSFNET emulation (``cso net``, root),
-waits for LLDP to confirm every fibre, asks the SC over ASI for lightpaths
-between user hosts and data-centre hosts, shows traffic flowing over them
-(ping and a TCP transfer), the wavelength occupancy the SC reports over SMI,
-tears everything down, shows traffic stopped, and cleans up.
+Starts the real SC (``cso sc``) and the NSFNET emulation (``cso net``, root, with a
+DC agent in every DC host), waits for LLDP to confirm every fibre, then:
+
+1. network stratum: asks the SC over ASI for lightpaths between user hosts and DC
+   hosts, shows traffic flowing over them (ping, TCP), the wavelength occupancy over
+   SMI, tears them down and shows traffic stopped;
+2. cross-stratum optimisation: starts the AC (``cso ac``, GLB); users ask over UAI for
+   VoD sessions and a VM; each gets a server and a lightpath chosen together, downloads
+   its content over the lightpath; accounting is printed; everything is released.
 """
 from __future__ import annotations
 
@@ -128,6 +132,8 @@ def run(log_dir: str) -> int:
         ok = (len(lightpaths) == len(PAIRS) and transfer.ok and stopped and not left
               and not alarms)
         say()
+        ok = cso_part(log_dir, sc, net) and ok
+        say()
         say("Demo " + ("finished: every step behaved as expected." if ok else
                        f"finished WITH PROBLEMS: see the logs in {log_dir}"))
         return 0 if ok else 1
@@ -135,6 +141,82 @@ def run(log_dir: str) -> int:
         if net is not None:
             net.stop()
         sc.stop()
+
+
+#: User hosts that ask the AC for VoD in the demo.
+VOD_USERS = ("u0", "u2", "u3", "u6", "u10", "u11", "u13", "u0")
+USER_TOKEN = "demo-user-token"
+MANAGER_TOKEN = "demo-manager-token"
+
+# Run inside a user host: download URL, print {"bytes", "seconds"} or {"error"}.
+_DOWNLOAD = """
+import json, sys, time, urllib.request
+start = time.monotonic()
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=20) as answer:
+        size = len(answer.read())
+    print(json.dumps({"bytes": size, "seconds": time.monotonic() - start}))
+except OSError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def cso_part(log_dir: str, sc: lab.ScRun, net: lab.NetRun) -> bool:
+    """Users served by the AC with GLB: a server and a lightpath chosen together."""
+    import json
+
+    say("Cross-stratum optimisation: the AC (cso ac, strategy GLB) serves users over UAI.")
+    ac = lab.AcRun(log_dir, sc, net.state["agents"]).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not all(dc["available"] for dc in
+                      ac.request("GET", "/uai/v1/dcs", token=MANAGER_TOKEN).json["dcs"]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the AC does not see every DC agent")
+            time.sleep(0.5)
+        say(f"  AC at {ac.url}; {len(net.state['agents'])} DC agents on the management network")
+        say(f"  {'request':<8} {'user':<5} {'type':<4} {'DC/server':<11} {'VM address':<11} "
+            f"{'route':<14} {'λ':>4} {'QoE':>3} {'download':>14}")
+        served, ok = [], True
+        asks = [("vod", user, {"content": f"film-{n}"}) for n, user in enumerate(VOD_USERS)]
+        asks.append(("vm", "u5", {"cpu": 4, "memory_gb": 16, "disk_gb": 100}))
+        for kind, user, extra in asks:
+            resp = ac.request("POST", "/uai/v1/requests",
+                              {"type": kind, "src": net.ip(user), **extra}, token=USER_TOKEN)
+            if resp.status != 201:
+                say(f"  {user} {kind}: refused {resp.status} {resp.json}")
+                ok = False
+                continue
+            req = resp.json
+            served.append(req)
+            lp = req["lightpath"]
+            if kind == "vod":
+                out = net.exec(user, sys.executable, "-c", _DOWNLOAD,
+                               req["content_url"] + "?bytes=5000000", timeout=30)
+                got = json.loads(out.stdout or '{"error": "no output"}')
+                rate = (f"5 MB {got['bytes'] * 8 / got['seconds'] / 1e6:.0f} Mb/s"
+                        if got.get("bytes") == 5_000_000 else "FAILED")
+                ok = ok and rate != "FAILED"
+            else:
+                rate = "ping ok" if net.ping(user, req["vm_ip"], count=2) else "ping FAILED"
+                ok = ok and "FAILED" not in rate
+            lam = "-" if lp.get("wavelength") is None else lp["wavelength"]
+            say(f"  {req['id']:<8} {user:<5} {kind:<4} {req['server']:<11} {req['vm_ip']:<11} "
+                f"{'-'.join(lp['route']):<14} {lam:>4} {req.get('rating') or '-':>3} "
+                f"{rate:>14}")
+        totals = ac.request("GET", "/uai/v1/accounting", token=MANAGER_TOKEN).json["totals"]
+        say(f"  accounting: {totals['all']['served']} served, {totals['all']['refused']} refused,"
+            f" mean QoE {totals['all']['mean_rating']}")
+        for req in served:
+            ac.request("DELETE", f"/uai/v1/requests/{req['id']}", token=USER_TOKEN)
+        left_vms = sum(len(lab.http.request("GET", url + "/agent/v1/state").json["vms"])
+                       for url in net.state["agents"].values())
+        left_lps = sc.request("GET", "/smi/v1/lightpaths").json["lightpaths"]
+        say(f"  released every request: VMs left on agents {left_vms}, lightpaths left "
+            f"{len(left_lps)}")
+        return ok and left_vms == 0 and not left_lps
+    finally:
+        ac.stop()
 
 
 _KM: dict[str, float] = {}
