@@ -466,19 +466,6 @@ def targets(phase: Mapping[str, Any], rate: bool) -> dict[str, Any]:
     return met
 
 
-def wait_discovered(sc: lab.ScRun, timeout: float = 60.0) -> int:
-    """Wait until every fibre is usable and confirmed by LLDP; the number of fibres."""
-    deadline = time.monotonic() + timeout
-    while True:
-        links = sc.request("GET", "/smi/v1/links").json["links"]
-        if links and all(link["usable"] and link["discovered"] for link in links):
-            return len(links)
-        if time.monotonic() > deadline:
-            missing = [link["id"] for link in links if not link["discovered"]]
-            raise RuntimeError(f"fibres not discovered after {timeout:g} s: {missing}")
-        time.sleep(0.25)
-
-
 def leftovers(sc: lab.ScRun, net: lab.NetRun) -> dict[str, Any]:
     """Lightpaths still recorded, wavelengths held and lightpath entries left on switches."""
     listed = sc.request("GET", LIGHTPATHS, token=TOKEN).json["lightpaths"]
@@ -590,7 +577,7 @@ def bench_provision(args: argparse.Namespace) -> dict[str, Any]:
         sc.start()
         began = time.monotonic()
         net = lab.start_net(log_dir, sc.ofp_port, args.topo)
-        fibres = wait_discovered(sc)
+        fibres = len(sc.wait_discovered())
         ready_s = time.monotonic() - began
         try:
             figures = measure(sc, shares, ip, args)

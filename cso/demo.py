@@ -53,19 +53,6 @@ def offline_paths() -> None:
     say()
 
 
-def wait_discovered(sc: lab.ScRun, timeout: float = 40.0) -> list[dict[str, Any]]:
-    """Wait until every fibre is up and LLDP has confirmed it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        links = sc.request("GET", "/smi/v1/links").json["links"]
-        if all(link["usable"] and link["discovered"] for link in links):
-            return links
-        if time.monotonic() > deadline:
-            missing = [link["id"] for link in links if not link["discovered"]]
-            raise RuntimeError(f"fibres not discovered after {timeout:g} s: {missing}")
-        time.sleep(0.5)
-
-
 def run(log_dir: str) -> int:
     """The demonstration proper; returns the exit code."""
     offline_paths()
@@ -77,7 +64,7 @@ def run(log_dir: str) -> int:
         sc.start()
         net = lab.start_net(log_dir, sc.ofp_port, "nsfnet")
         started = time.monotonic()
-        links = wait_discovered(sc)
+        links = sc.wait_discovered()
         say(f"  14 switches connected, {len(links)} fibres up and confirmed by LLDP "
             f"in {time.monotonic() - started:.1f} s; REST at {sc.url}")
         say()

@@ -189,6 +189,18 @@ class ScRun:
                               timeout=timeout)
         return Response(answer.status, dict(answer.headers), answer.body)
 
+    def wait_discovered(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until every fibre is usable and confirmed by LLDP; the SMI links."""
+        deadline = time.monotonic() + timeout
+        while True:
+            links = self.request("GET", "/smi/v1/links").json["links"]
+            if links and all(link["usable"] and link["discovered"] for link in links):
+                return links
+            if time.monotonic() > deadline:
+                missing = [link["id"] for link in links if not link["discovered"]]
+                raise TimeoutError(f"fibres not discovered after {timeout:g} s: {missing}")
+            time.sleep(0.25)
+
     def stop(self) -> Optional[int]:
         """Stop the SC (SIGINT first: Ryu closes its apps on KeyboardInterrupt)."""
         return self.process.stop(signal.SIGINT)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from sc_app import nrae
 from sc_app.dbm import Database
@@ -78,13 +78,3 @@ class ScCore:
     def close(self) -> None:
         """Close the DBM."""
         self.db.close()
-
-
-def make_transport(send: Callable[[int, Any], int]) -> Transport:
-    """A Transport from a plain ``send(dpid, msg) -> xid`` function."""
-
-    class _Send:
-        def send(self, dpid: int, msg: Any) -> int:
-            return send(dpid, msg)
-
-    return _Send()

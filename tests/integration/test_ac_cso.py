@@ -35,11 +35,7 @@ except OSError as exc:
 @pytest.fixture(scope="module")
 def ac(sc, net, module_log_dir):
     """The AC, once every fibre is up and every agent answers."""
-    deadline = time.monotonic() + 30
-    while not all(link["usable"] and link["discovered"]
-                  for link in sc.request("GET", "/smi/v1/links").json["links"]):
-        assert time.monotonic() < deadline, "fibres not all discovered"
-        time.sleep(0.5)
+    sc.wait_discovered()
     agents = net.state["agents"]
     assert len(agents) == 5
     run = lab.AcRun(module_log_dir, sc, agents).start()

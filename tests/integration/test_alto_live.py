@@ -6,7 +6,6 @@ routingcost and bw-residual maps (and their tags), and its teardown brings both 
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -24,13 +23,8 @@ def alto(sc, path: str, media_type: str, token: str = TOKEN):
 @pytest.fixture(scope="module")
 def ready(sc, net):
     """Every fibre up and discovered by LLDP before the tests start."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        links = sc.request("GET", "/smi/v1/links").json["links"]
-        if all(link["usable"] and link["discovered"] for link in links):
-            return sc
-        time.sleep(0.5)
-    pytest.fail(f"fibres not all up and discovered: {links}")
+    sc.wait_discovered()
+    return sc
 
 
 def test_the_ird_and_every_map_it_lists(ready):

@@ -7,7 +7,6 @@ is refused with JSON and changes nothing.
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -42,13 +41,8 @@ def teardown(sc, lp_id: str, token: str = TOKEN):
 @pytest.fixture(scope="module")
 def ready(sc, net):
     """Every fibre up and discovered by LLDP before the tests start."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        links = sc.request("GET", "/smi/v1/links").json["links"]
-        if all(link["usable"] and link["discovered"] for link in links):
-            return sc, net
-        time.sleep(0.5)
-    pytest.fail(f"fibres not all up and discovered: {links}")
+    sc.wait_discovered()
+    return sc, net
 
 
 def test_switches_links_and_no_alarms(ready):

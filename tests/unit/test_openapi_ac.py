@@ -10,11 +10,11 @@ request schemas too, and bodies it refused as bad input must not validate.
 import os
 
 import pytest
-import yaml
-from jsonschema import Draft202012Validator
+
 from openapi_spec_validator import validate as validate_openapi
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+
+import openapi_check
+from openapi_check import load_spec, pointer, resolve, spec_operations
 
 from ac_app import procedure as proc
 from ac_harness import Lab
@@ -22,7 +22,6 @@ from cso.rest import MAX_BODY_BYTES
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-ac.yaml")
 SPEC_URI = "urn:cso-oaas:openapi-ac"
-HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 REQS = "/uai/v1/requests"
 VOD = {"type": "vod", "src": "10.1.0.1", "content": "movie"}
 VM = {"type": "vm", "src": "10.1.13.1", "cpu": 2, "memory_gb": 4, "disk_gb": 20}
@@ -30,32 +29,11 @@ VM = {"type": "vm", "src": "10.1.13.1", "cpu": 2, "memory_gb": 4, "disk_gb": 20}
 
 @pytest.fixture(scope="module")
 def spec():
-    with open(SPEC_FILE, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def pointer(*parts):
-    """A JSON pointer from unescaped parts."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def resolve(spec, ref):
-    node = spec
-    for part in ref.lstrip("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
+    return load_spec(SPEC_FILE)
 
 
 def validator(spec, schema_pointer):
-    registry = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": f"{SPEC_URI}#{schema_pointer}"}, registry=registry,
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def spec_operations(spec):
-    return {(method.upper(), path) for path, item in spec["paths"].items()
-            for method in item if method in HTTP_METHODS}
+    return openapi_check.validator(spec, SPEC_URI, schema_pointer)
 
 
 def app_operations(app):
@@ -115,7 +93,13 @@ def run_scenario(lab, monkeypatch):
     anon.post(REQS, VOD)  # 401
     # Migration.
     bob.post(REQS, {"type": "migration", "request": vm["id"]})  # 403
-    mgr.post(REQS, {"type": "migration", "request": vm["id"]})  # 501
+    mgr.post(REQS, {"type": "migration", "request": vm["id"]})  # 201
+    vm = mgr.get(f"{REQS}/{vm['id']}").json
+    mgr.post(REQS, {"type": "migration", "request": vm["id"], "dst_dc": vm["dc"]})  # 422
+    other = next(dc for dc in lab.arae.clients if dc != vm["dc"])
+    lab.arae.clients[other].refuse = (409, "no-room")
+    mgr.post(REQS, {"type": "migration", "request": vm["id"], "dst_dc": other})  # 409 rolled back
+    mgr.get(f"{REQS}?type=migration")
     mgr.post(REQS, {"type": "migration", "request": "req-999"})  # 404
     mgr.post(REQS, {"type": "migration", "request": vm["id"], "dst_dc": "dc2"})  # 422
     mgr.post(REQS, {"type": "migration", "request": first["id"]})  # 409

@@ -9,18 +9,17 @@ import os
 
 import eventlet
 import pytest
-import yaml
-from jsonschema import Draft202012Validator
+
 from openapi_spec_validator import validate as validate_openapi
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+
+import openapi_check
+from openapi_check import load_spec, pointer, resolve, spec_operations
 
 from cso.rest import MAX_BODY_BYTES
 from sc_harness import make_sc, sse_events, state_dir  # noqa: F401 (fixture)
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")
 SPEC_URI = "urn:cso-oaas:openapi-sc"
-HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 NOC = "noc-token"
 ALTO = "/alto"
 NUM_RC = {"cost-mode": "numerical", "cost-metric": "routingcost"}
@@ -28,32 +27,11 @@ NUM_RC = {"cost-mode": "numerical", "cost-metric": "routingcost"}
 
 @pytest.fixture(scope="module")
 def spec():
-    with open(SPEC_FILE, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def pointer(*parts):
-    """A JSON pointer from unescaped parts."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def resolve(spec, ref):
-    node = spec
-    for part in ref.lstrip("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
+    return load_spec(SPEC_FILE)
 
 
 def validator(spec, schema_pointer):
-    registry = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": f"{SPEC_URI}#{schema_pointer}"}, registry=registry,
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def spec_operations(spec):
-    return {(method.upper(), path) for path, item in spec["paths"].items()
-            for method in item if method in HTTP_METHODS}
+    return openapi_check.validator(spec, SPEC_URI, schema_pointer)
 
 
 def mapper_operations(wsgi):
