@@ -17,7 +17,9 @@ from topologies.model import Topology
 
 SECTION = "ac"
 ROLES = ("user", "provider-manager")
-NETWORK_VIEWS = ("asi",)
+NETWORK_VIEWS = ("asi", "alto")
+#: Where the ALTO IRD is, under ``sc_url``, when ``alto_url`` is not given.
+ALTO_DIRECTORY = "/alto/directory"
 
 AC_FIELDS: tuple[Field, ...] = (
     Field("topology", types.String(), "nsfnet",
@@ -39,7 +41,10 @@ AC_FIELDS: tuple[Field, ...] = (
     Field("glb_k", types.Integer(min=1, max=1000), 5, "GLB: candidate servers of step 1"),
     Field("random_seed", types.Integer(min=0), 0, "seed of RB, so runs repeat"),
     Field("network_view", types.String(choices=NETWORK_VIEWS), "asi",
-          "where SSE gets network information: asi (POST /asi/v1/evaluate)"),
+          "where SSE gets network information: asi (POST /asi/v1/evaluate) or alto (the "
+          "SC's ALTO cost maps; ASI for what ALTO cannot settle)"),
+    Field("alto_url", types.String(), "",
+          "URL of the ALTO server's directory (IRD); empty: sc_url + /alto/directory"),
     Field("agents", types.List(), [], "DC agents: comma-separated DC_ID:URL"),
     Field("agent_token", types.String(), "", "bearer token the agents expect (empty: none)"),
     Field("agent_poll_interval", types.Float(min=0.1), 2.0, "seconds between agent polls"),
@@ -86,6 +91,11 @@ class AcSettings:
         except KeyError:
             raise AttributeError(name) from None
 
+    @property
+    def alto_directory_url(self) -> str:
+        """Where the ALTO client finds the IRD."""
+        return self.values["alto_url"] or self.values["sc_url"].rstrip("/") + ALTO_DIRECTORY
+
     def user_tokens(self) -> dict[str, str]:
         """User name -> token, for `cso.rest.authenticate`."""
         return {name: user.token for name, user in self.users.items()}
@@ -112,6 +122,8 @@ def _build(values: dict[str, Any], where: Mapping[str, str], sources: tuple[str,
             errors.append(f"{where['agents']}: DC {dc!r}: {url!r} is not an http(s) URL")
     if not values["sc_url"].startswith(("http://", "https://")):
         errors.append(f"{where['sc_url']}: {values['sc_url']!r} is not an http(s) URL")
+    if values["alto_url"] and not values["alto_url"].startswith(("http://", "https://")):
+        errors.append(f"{where['alto_url']}: {values['alto_url']!r} is not an http(s) URL")
     if not values["sc_token"]:
         errors.append(f"{where['sc_token']}: the AC needs its ASI token")
     topology: Optional[Topology] = None

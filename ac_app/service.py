@@ -1,5 +1,8 @@
 """The AC assembled from its settings: DB, ARAE, ASI client, strategy, procedure and UAI.
 
+With ``network_view = alto`` the procedure's evaluations come from the SC's ALTO costs
+(`ac_app.alto_client.AltoEvaluation`) and its lightpaths still from ASI.
+
 `AcService` only wires the plain parts together and runs the background green threads (the
 ARAE's polling, and housekeeping: expiry and unconfirmed releases); ``cso ac`` serves its
 ``app`` and tests build it with fakes in place of the ARAE and the SC.
@@ -15,6 +18,7 @@ from ac_app import strategies
 from ac_app.arae import Arae, DcState
 
 import eventlet  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
+from ac_app.alto_client import AltoClient, AltoEvaluation
 from ac_app.asi_client import AsiClient
 from ac_app.config import AcSettings
 from ac_app.db import DB_FILE, RequestStore
@@ -53,7 +57,7 @@ class AcService:
 
     def __init__(self, settings: AcSettings, arae: Optional[AppStratumService] = None,
                  asi: Optional[Network] = None, db_path: Optional[str] = None,
-                 **procedure_kwargs: Any):
+                 alto: Optional[AltoClient] = None, **procedure_kwargs: Any):
         self.settings = settings
         self.db = RequestStore(db_path or os.path.join(settings.state_dir, DB_FILE))
         self.arae = arae if arae is not None else Arae(
@@ -62,8 +66,13 @@ class AcService:
             max_failures=settings.agent_failures)
         self.asi = asi if asi is not None else AsiClient(settings.sc_url, settings.sc_token,
                                                          settings.sc_timeout)
+        network: Network = self.asi
+        if settings.network_view == "alto":
+            network = AltoEvaluation(self.asi, alto if alto is not None else AltoClient(
+                settings.alto_directory_url, settings.sc_token, settings.sc_timeout),
+                settings.topology)
         self.procedure = Procedure(
-            self.db, self.arae, self.asi, build_strategy(settings), settings.topology,
+            self.db, self.arae, network, build_strategy(settings), settings.topology,
             Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
             settings.default_duration_s, settings.max_duration_s, **procedure_kwargs)
         self.app: WsgiApp = make_app(self.procedure, settings.users, self._dcs)
