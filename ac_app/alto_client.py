@@ -374,9 +374,11 @@ class AltoEvaluation:
         self.topology = topology
 
     def establish(self, src: str, dst: str, service_type: str, label: Optional[str] = None,
-                  constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-        """ASI ``establish``."""
-        return self.asi.establish(src, dst, service_type, label=label, constraints=constraints)
+                  constraints: Optional[Mapping[str, Any]] = None,
+                  dst_node: Optional[str] = None) -> dict[str, Any]:
+        """ASI ``establish`` (``dst_node``: where a migrated VM's address is attached)."""
+        return self.asi.establish(src, dst, service_type, label=label, constraints=constraints,
+                                  dst_node=dst_node)
 
     def teardown(self, lp_id: str) -> Optional[dict[str, Any]]:
         """ASI ``teardown``."""

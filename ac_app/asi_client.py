@@ -68,11 +68,17 @@ class AsiClient:
                        str(data.get("detail") or ""))
 
     def establish(self, src: str, dst: str, service_type: str, label: Optional[str] = None,
-                  constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-        """``POST /asi/v1/lightpaths``: the lightpath set up (``id``, ``route``, ...)."""
+                  constraints: Optional[Mapping[str, Any]] = None,
+                  dst_node: Optional[str] = None) -> dict[str, Any]:
+        """``POST /asi/v1/lightpaths``: the lightpath set up (``id``, ``route``, ...).
+
+        ``dst_node``: the DC node where the VM address ``dst`` is attached now (a migrated VM).
+        """
         body: dict[str, Any] = {"src": src, "dst": dst, "service_type": service_type}
         if label is not None:
             body["label"] = label
+        if dst_node is not None:
+            body["dst_node"] = dst_node
         body.update(_constraints(constraints))
         answer = self.call("POST", f"{PREFIX}/lightpaths", body)
         for key in ("id", "route", "links", "wavelength", "hops"):

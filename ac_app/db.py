@@ -227,8 +227,15 @@ class StatusChanged(Exception):
 
 # -- accounting -------------------------------------------------------------------------------
 
-#: Request types accounted separately (migration requests are not recorded yet).
-ACCOUNTED_TYPES = ("vod", "vm")
+#: Request types accounted separately.
+ACCOUNTED_TYPES = ("vod", "vm", "migration")
+
+
+def migration_json(record: Record) -> Optional[dict[str, Any]]:
+    """What a migration request moved: the ``request`` and its old and new DC (None otherwise)."""
+    if record.type != "migration":
+        return None
+    return {key: record.spec.get(key) for key in ("request", "from_dc", "to_dc")}
 
 
 def accounting_entry(record: Record, now: float) -> dict[str, Any]:
@@ -251,6 +258,7 @@ def accounting_entry(record: Record, now: float) -> dict[str, Any]:
         },
         "dc": record.dc if served else None, "server": record.server if served else None,
         "rating": record.rating, "stratum": record.stratum, "reason": record.reason,
+        **({"migration": migration_json(record)} if record.type == "migration" else {}),
     }
 
 

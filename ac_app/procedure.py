@@ -31,6 +31,24 @@ Nothing the AC holds is forgotten: the record keeps the VM id (= the request id,
 creation answer was lost is still found) and the lightpath id until the agent or the SC has
 confirmed the release, and `housekeeping` retries releases that a peer did not confirm.
 
+VM migration (`migrate`, provider managers; CSO draft §6.2) moves an active vm request to
+another DC, keeping its id and address::
+
+    validate -> the target goes pending (stage migrating: no release or expiry meanwhile)
+    -> SSE over the application view without the current DC (or only the given dst_dc)
+    -> the destination agent creates the VM with the same IP -> the old lightpath is torn down
+    -> the new lightpath user -> VM IP with ``dst_node`` = the destination node
+    -> the source agent deletes its VM -> the target is active again at its new place
+
+The SC refuses two lightpaths for one pair of endpoints, so the old lightpath goes before the
+new one comes (break before make). The source VM is deleted last: until the new lightpath is
+up the old placement is whole but for its lightpath, and a rollback (any failure) gives back
+the destination VM and re-establishes that lightpath. When even that fails the request is
+marked failed, says why, and gives back what it holds. A source VM whose delete is not
+confirmed stays with the migration's record and is retried like any other release. Each
+migration is recorded as a request of type migration (``spec``: the moved ``request``,
+``from_dc``, ``to_dc``), released as soon as it is done: it holds nothing itself.
+
 A server at the user's own node needs no fibre (the strategies' ``LOCAL_PATH``): the SC
 joins the two hosts inside the node's switch, a "lightpath" of 0 hops without a wavelength.
 """
@@ -62,6 +80,8 @@ LOG = logging.getLogger(__name__)
 VOD, VM, MIGRATION = "vod", "vm", "migration"
 TYPES = (VOD, VM, MIGRATION)
 SELECTING, RESERVING, CONNECTING = "selecting", "reserving-server", "connecting"
+#: Stage of a vm request (pending meanwhile) that a migration is moving.
+MIGRATING = "migrating"
 
 #: QoE: the one-way delay budget of a request that names none (about NSFNET coast to coast).
 REFERENCE_DELAY_MS = 25.0
@@ -109,7 +129,8 @@ class Network(Protocol):
     """What the procedure asks of the SC (`ac_app.asi_client.AsiClient`)."""
 
     def establish(self, src: str, dst: str, service_type: str, label: Optional[str] = None,
-                  constraints: Optional[Mapping[str, Any]] = None) -> dict[str, Any]: ...
+                  constraints: Optional[Mapping[str, Any]] = None,
+                  dst_node: Optional[str] = None) -> dict[str, Any]: ...
 
     def teardown(self, lp_id: str) -> Optional[dict[str, Any]]: ...
 
@@ -142,7 +163,7 @@ class Spec:
 class _Abort(Exception):
     """A step of the procedure could not be done: how to answer and what to record."""
 
-    def __init__(self, status: int, stratum: str, reason: str, detail: str = ""):
+    def __init__(self, status: int, stratum: Optional[str], reason: str, detail: str = ""):
         super().__init__(f"{status} {stratum}: {reason} {detail}")
         self.status = status
         self.stratum = stratum
@@ -221,8 +242,9 @@ class Procedure:
         if status is not None and status not in STATUSES:
             raise ApiError(400, "invalid-parameter", f"status must be one of "
                            f"{', '.join(STATUSES)}", field="status")
-        if type_ is not None and type_ not in (VOD, VM):
-            raise ApiError(400, "invalid-parameter", "type must be vod or vm", field="type")
+        if type_ is not None and type_ not in TYPES:
+            raise ApiError(400, "invalid-parameter", f"type must be one of {', '.join(TYPES)}",
+                           field="type")
         if owner is not None and not user.manager:
             raise ApiError(403, "forbidden", "only provider managers may ask for another "
                            "user's requests", field="owner")
@@ -231,10 +253,11 @@ class Procedure:
     # -- the procedure -------------------------------------------------------------------------
 
     def submit(self, user: User, body: Mapping[str, Any]) -> Record:
-        """Serve a request (the active record) or raise the `ApiError` that says why not."""
+        """Serve a request (the active record; for a migration, its own record) or raise the
+        `ApiError` that says why not."""
         kind = validate({"type": body.get("type")}, {"type": _TYPE})["type"]
         if kind == MIGRATION:
-            self._migration(user, body)
+            return self.migrate(user, body)
         spec = self._parse(kind, body)
         record = self.db.create(owner=user.name, type=spec.type, status=PENDING, stage=SELECTING,
                                 created=self.clock(), src=spec.src, src_node=spec.src_node,
@@ -258,11 +281,11 @@ class Procedure:
 
     def _provision(self, record: Record, spec: Spec) -> Record:
         with self._selecting:
-            choice = self._select(spec)
+            choice = self._select(spec, self.app.app_view())
             record = self.db.update(record, stage=RESERVING, dc=choice.server.dc,
                                     node=choice.node, server=choice.server.server,
                                     choice=dict(choice.details), vm_id=record.id)
-            vm = self._create_vm(record, choice, spec.demand)
+            vm = self._create_vm(record.id, choice, spec.demand)
             record = self.db.update(record, server=vm["server"], vm_ip=vm["ip"])
             self._refresh(record.dc)
         record = self.db.update(record, stage=CONNECTING)
@@ -276,18 +299,19 @@ class Procedure:
                  record.server, record.vm_ip, lightpath["id"], lightpath["hops"])
         return record
 
-    def _select(self, spec: Spec) -> Choice:
+    def _select(self, spec: Spec, view: AppView) -> Choice:
         net = AsiNetworkView(self.asi, spec.constraints)
         with _network_step():
-            decision = self.strategy.choose(spec.src_node, spec.demand, self.app.app_view(), net)
+            decision = self.strategy.choose(spec.src_node, spec.demand, view, net)
         if not decision.ok:
             raise _Abort(409, decision.stratum, decision.reason, decision.detail)
         return decision
 
-    def _create_vm(self, record: Record, choice: Choice, demand: Demand) -> dict[str, Any]:
+    def _create_vm(self, vm_id: str, choice: Choice, demand: Demand,
+                   ip: Optional[str] = None) -> dict[str, Any]:
         try:
-            vm = self.app.client(choice.server.dc).create_vm(record.id, demand,
-                                                             server=choice.server.server)
+            vm = self.app.client(choice.server.dc).create_vm(vm_id, demand,
+                                                             server=choice.server.server, ip=ip)
         except AgentRefused as exc:
             status = 409 if exc.status in _AGENT_REFUSALS else 502
             raise _Abort(status, APPLICATION, exc.code, exc.reason) from None
@@ -298,13 +322,16 @@ class Procedure:
             raise _Abort(502, APPLICATION, "bad-answer", f"the agent's VM is {vm!r}")
         return vm
 
-    def _establish(self, record: Record, spec: Spec) -> tuple[Record, dict[str, Any]]:
+    def _establish(self, record: Record, spec: Spec,
+                   node: Optional[str] = None) -> tuple[Record, dict[str, Any]]:
+        """The lightpath from the user to the VM (attached at ``node`` when it was moved)."""
         # Recorded before asking: if the answer is lost the lightpath may exist all the same.
         record = self.db.update(record, lightpath_id=UNKNOWN_LIGHTPATH)
+        extra = {} if node is None else {"dst_node": node}
         with _network_step():
             try:
                 answer = self.asi.establish(spec.src, record.vm_ip, spec.type, label=record.id,
-                                            constraints=spec.constraints)
+                                            constraints=spec.constraints, **extra)
             except AsiError as exc:
                 if not 200 <= exc.status < 300:  # the SC said no: it holds nothing
                     self.db.update(record, lightpath_id=None)
@@ -365,10 +392,7 @@ class Procedure:
         changes: dict[str, Any] = {}
         if record.lightpath_id:
             try:
-                if record.lightpath_id == UNKNOWN_LIGHTPATH:
-                    self._teardown_by_endpoints(record)
-                else:
-                    self.asi.teardown(record.lightpath_id)
+                self._teardown(record)
                 changes["lightpath_id"] = None
             except (AsiError, AsiUnreachable) as exc:
                 LOG.warning("%s: lightpath %s not torn down: %s", record.id,
@@ -386,6 +410,13 @@ class Procedure:
                 LOG.warning("%s: VM not released: %s", record.id, exc)
             self._refresh(record.dc)
         return self.db.update(record, **changes) if changes else record
+
+    def _teardown(self, record: Record) -> None:
+        """Tear down the record's lightpath (`AsiError` / `AsiUnreachable` when not done)."""
+        if record.lightpath_id == UNKNOWN_LIGHTPATH:
+            self._teardown_by_endpoints(record)
+        else:
+            self.asi.teardown(record.lightpath_id)
 
     def _teardown_by_endpoints(self, record: Record) -> None:
         mine = self.asi.call("GET", "/asi/v1/lightpaths").get("lightpaths", [])
@@ -456,7 +487,9 @@ class Procedure:
                            f"{self.topology.name} (10.1.<i>.<n> at node i)", field="src")
         return node
 
-    def _migration(self, user: User, body: Mapping[str, Any]) -> None:
+    def _migration_target(self, user: User,
+                          body: Mapping[str, Any]) -> tuple[Record, Optional[str]]:
+        """The vm request a manager asks to move, and the DC asked for (None: the SSE's choice)."""
         if not user.manager:
             raise ApiError(403, "forbidden", "only provider managers may ask for VM migration")
         req = validate(body, self._schemas[MIGRATION])
@@ -464,10 +497,145 @@ class Procedure:
         if target.type != VM or target.status != ACTIVE:
             raise ApiError(409, "not-migratable", f"request {target.id} is not an active vm "
                            f"request ({target.type}, {target.status})")
-        if "dst_dc" in req and req["dst_dc"] not in self._dcs:
-            raise ApiError(422, "unknown-dc", f"no DC {req['dst_dc']!r} in "
+        dst_dc = req.get("dst_dc")
+        if dst_dc is not None and dst_dc not in self._dcs:
+            raise ApiError(422, "unknown-dc", f"no DC {dst_dc!r} in "
                            f"{self.topology.name}", field="dst_dc")
-        raise ApiError(501, "not-implemented", "VM migration is not implemented yet")
+        if dst_dc == target.dc:
+            raise ApiError(422, "same-dc", f"request {target.id} already runs in {dst_dc}",
+                           field="dst_dc")
+        return target, dst_dc
+
+    # -- migration -----------------------------------------------------------------------------
+
+    def migrate(self, user: User, body: Mapping[str, Any]) -> Record:
+        """Move an active vm request to another DC (a manager's ``migration`` request).
+
+        The migration's own record (released once done), or the `ApiError` that says why not;
+        the moved request keeps its id and address, or its old placement after a rollback.
+        """
+        target, dst_dc = self._migration_target(user, body)
+        try:
+            target = self.db.update(target, expect=ACTIVE, status=PENDING, stage=MIGRATING)
+        except StatusChanged:
+            raise ApiError(409, "not-migratable", f"request {target.id} is no longer active",
+                           id=target.id) from None
+        record = self.db.create(
+            owner=user.name, type=MIGRATION, status=PENDING, stage=SELECTING,
+            created=self.clock(), src=target.src, src_node=target.src_node, duration_s=0.0,
+            strategy=self.strategy.name, cpu=target.cpu, memory_gb=target.memory_gb,
+            disk_gb=target.disk_gb, vm_ip=target.vm_ip,
+            spec={"request": target.id, "from_dc": target.dc, "from_server": target.server,
+                  "dst_dc": dst_dc, "to_dc": None})
+        LOG.info("%s: %s moves %s away from %s%s", record.id, user.name, target.id, target.dc,
+                 f" to {dst_dc}" if dst_dc else "")
+        try:
+            return self._move(record, target, dst_dc)
+        except _Abort as abort:
+            rolled_back = self._roll_back(record, target, abort)
+            raise ApiError(abort.status, abort.code, abort.reason, stratum=abort.stratum,
+                           detail=abort.detail, id=record.id, request=target.id,
+                           rolled_back=rolled_back) from None
+        except Exception:
+            LOG.exception("%s: the migration failed", record.id)
+            self._roll_back(record, target, _Abort(500, None, "internal",
+                                                   "unexpected error; see the AC log"))
+            raise
+
+    def _move(self, record: Record, target: Record, dst_dc: Optional[str]) -> Record:
+        """The migration's steps (module docstring); `_Abort` on the first that fails."""
+        spec = self._spec_of(target)
+        with self._selecting:
+            view = self.app.app_view()
+            choice = self._select(spec, AppView(
+                state for state in view.servers
+                if state.dc != target.dc and dst_dc in (None, state.dc)))
+            # The migration holds the destination VM until the moved request takes it over.
+            record = self.db.update(record, stage=RESERVING, dc=choice.server.dc,
+                                    node=choice.node, server=choice.server.server,
+                                    choice=dict(choice.details), vm_id=target.id)
+            vm = self._create_vm(target.id, choice, spec.demand, ip=target.vm_ip)
+            if vm["ip"] != target.vm_ip:
+                raise _Abort(502, APPLICATION, "bad-answer",
+                             f"the agent gave the VM {vm['ip']}, not {target.vm_ip}")
+            record = self.db.update(record, server=vm["server"])
+            self._refresh(choice.server.dc)
+        record = self.db.update(record, stage=CONNECTING)
+        if target.lightpath_id:
+            with _network_step():
+                self._teardown(target)
+            target = self.db.update(target, lightpath_id=None)
+        target, lightpath = self._establish(target, spec, node=choice.node)
+        source = (target.dc, target.server)
+        target = self.db.update(
+            target, dc=record.dc, node=record.node, server=record.server, choice=record.choice,
+            lightpath=lightpath,
+            rating=qoe_rating(lightpath["delay_ms"], spec.constraints.get("max_delay_ms")))
+        record = self.db.update(record, vm_id=None)
+        record = self._delete_source_vm(record, target.id, source[0])
+        target = self.db.update(target, expect=PENDING, status=ACTIVE, stage=None)
+        now = self.clock()
+        record = self.db.update(
+            record, status=RELEASED, stage=None, started=now, ended=now, lightpath=lightpath,
+            spec={**record.spec, "to_dc": target.dc, "to_server": target.server},
+            end_reason=f"moved {target.id} from {source[0]}/{source[1]} to "
+                       f"{target.dc}/{target.server}")
+        LOG.info("%s: %s now on %s/%s at %s over %s", record.id, target.id, target.dc,
+                 target.server, target.vm_ip, lightpath["id"])
+        return record
+
+    def _delete_source_vm(self, record: Record, vm_id: str, dc: str) -> Record:
+        """Delete the moved VM at its old DC; one not confirmed stays with the migration."""
+        try:
+            self.app.client(dc).delete_vm(vm_id)
+        except AgentRefused as exc:
+            if exc.status != 404:
+                LOG.warning("%s: old VM %s on %s not released: %s", record.id, vm_id, dc, exc)
+                record = self.db.update(record, dc=dc, vm_id=vm_id)
+        except AgentUnreachable as exc:
+            LOG.warning("%s: old VM %s on %s not released: %s", record.id, vm_id, dc, exc)
+            record = self.db.update(record, dc=dc, vm_id=vm_id)
+        self._refresh(dc)
+        return record
+
+    def _roll_back(self, record: Record, target: Record, abort: _Abort) -> bool:
+        """Back to the old placement after a failed migration; False when that failed too."""
+        record = self._give_back(self.db.get(record.seq) or record)  # the destination VM
+        target = self.db.get(target.seq) or target
+        why = None
+        try:
+            if target.lightpath_id == UNKNOWN_LIGHTPATH:  # a new lightpath's answer was lost
+                with _network_step():
+                    self._teardown(target)
+                target = self.db.update(target, lightpath_id=None)
+            if not target.lightpath_id:
+                spec = self._spec_of(target)
+                target, lightpath = self._establish(target, spec, node=target.node)
+                target = self.db.update(target, lightpath=lightpath, rating=qoe_rating(
+                    lightpath["delay_ms"], spec.constraints.get("max_delay_ms")))
+        except _Abort as again:
+            why = f"{again.stratum or 'AC'} stratum: {again.reason} {again.detail}".strip()
+        except Exception:  # noqa: BLE001 - a bug must not leave the request pending
+            LOG.exception("%s: rolling back %s failed", record.id, target.id)
+            why = "internal: unexpected error; see the AC log"
+        if why is None:
+            self.db.update(target, expect=PENDING, status=ACTIVE, stage=None)
+            LOG.info("%s: %s stays on %s/%s", record.id, target.id, target.dc, target.server)
+        else:
+            self._abandon(target, FAILED, abort.stratum, "migration-failed",
+                          f"{abort.reason}: {abort.detail}; the old placement could not be "
+                          f"restored ({why})")
+        self._abandon(record, REFUSED if abort.status == 409 else FAILED, abort.stratum,
+                      abort.reason, abort.detail + ("" if why is None else
+                                                    f"; {target.id} failed: {why}"))
+        return why is None
+
+    @staticmethod
+    def _spec_of(record: Record) -> Spec:
+        """The `Spec` a recorded vm or vod request was served with."""
+        return Spec(record.type, record.src, record.src_node,
+                    Demand(record.cpu, record.memory_gb, record.disk_gb), record.duration_s,
+                    dict(record.spec.get("constraints", {})), record.spec.get("content"))
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 A thin shell around `ac_app.procedure.Procedure`: each handler authenticates the bearer token
 (one per user, `[ac] users`), reads the JSON body or query, calls the procedure and answers
 JSON. Users and provider managers use the same interface; managers see every user's requests
-and accounting and may ask for VM migration. Another user's request answers 404, as if it did
+and accounting and may ask for VM migration (recorded as requests of type migration, with
+the moved request and its old and new DC). Another user's request answers 404, as if it did
 not exist. See docs/openapi-ac.yaml.
 """
 from __future__ import annotations
@@ -14,8 +15,9 @@ from webob import Request, Response
 
 from ac_app.agent import CONTENT_PORT
 from ac_app.config import User
-from ac_app.db import ACTIVE, Record, accounting_entry, accounting_totals, iso
-from ac_app.procedure import VOD, Procedure
+from ac_app.db import (ACTIVE, Record, accounting_entry, accounting_totals, iso,
+                       migration_json)
+from ac_app.procedure import MIGRATION, VOD, Procedure
 from cso.rest import ApiError, authenticate, json_body, json_response, query_params
 from cso.wsgi import WsgiApp, route
 
@@ -40,6 +42,8 @@ def request_json(record: Record) -> dict[str, Any]:
         "reason": record.reason, "detail": record.detail, "end_reason": record.end_reason,
         "rating": record.rating, "leftovers": record.leftovers,
     }
+    if record.type == MIGRATION:
+        body["migration"] = migration_json(record)
     if record.type == VOD:
         body["content"] = content
         body["content_url"] = (f"http://{record.vm_ip}:{CONTENT_PORT}/content/{content}"

@@ -10,7 +10,8 @@ Table 0 layout (priority: match -> actions; cookie)::
     65000  eth_type=LLDP                           -> CONTROLLER          BASE_COOKIE
     40000  eth_type=ARP                            -> CONTROLLER          BASE_COOKIE
     40000  eth_type=IPv6                           -> drop                BASE_COOKIE
-    30100  in_port=fibre, vlan_vid, IPv4, ipv4_dst -> pop_vlan, access    lightpath (egress)
+    30100  in_port=fibre, vlan_vid, IPv4, ipv4_dst -> pop_vlan,
+           [set eth_dst,] access                                      lightpath (egress)
     30000  in_port=fibre, vlan_vid                 -> fibre               lightpath (transit)
     20000+ in_port=access, IPv4, ipv4_src, ipv4_dst -> push_vlan,
            set vlan_vid, fibre                                           lightpath (ingress)
@@ -18,7 +19,10 @@ Table 0 layout (priority: match -> actions; cookie)::
 
 The ingress priority is 20000 plus both prefix lengths, so a narrower service
 (a single VM) wins over a wider one (a whole site) like a longest-prefix
-match. Lightpath entries carry ``OFPFF_CHECK_OVERLAP``: an entry that would
+match. An attachment away from its home node (a migrated VM, see
+`sc_app.lightpath`) also has its host's MAC written as eth_dst where the
+frame leaves on the access port (egress, or a local connection). Lightpath
+entries carry ``OFPFF_CHECK_OVERLAP``: an entry that would
 silently replace or shadow another lightpath's at the same priority is refused
 by the switch instead (the install then fails and rolls back). Nothing is ever
 flooded: the topology has loops.
@@ -32,7 +36,7 @@ from ryu.lib.packet import arp, ether_types, ethernet, packet
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from sc_app.lightpath import Endpoint, Lightpath
+from sc_app.lightpath import Attachment, Endpoint, Lightpath
 from topologies.model import Topology
 
 PRIO_LLDP = 65000
@@ -82,6 +86,12 @@ def _net(net: ipaddress.IPv4Network) -> tuple[str, str]:
     return str(net.network_address), str(net.netmask)
 
 
+def _deliver(dst: Attachment) -> list[parser.OFPAction]:
+    """The last actions towards an access port: the host's MAC when it is not the prefix's own."""
+    rewrite = [] if dst.mac is None else [parser.OFPActionSetField(eth_dst=dst.mac)]
+    return rewrite + [parser.OFPActionOutput(dst.port)]
+
+
 def _fibre_ports(topology: Topology, route: tuple[str, ...],
                  links: tuple[str, ...]) -> list[tuple[int, int]]:
     """Per hop j, (port leaving route[j], port entering route[j+1])."""
@@ -115,7 +125,7 @@ def _one_direction(topology: Topology, cookie: int, vid: Optional[int], src: End
                            parser.OFPActionSetField(vlan_vid=tagged),
                            parser.OFPActionOutput(hops[0][0])]
             else:
-                actions = [parser.OFPActionOutput(d.port)]
+                actions = _deliver(d)
             out.append((route[0], _flow_mod(cookie, priority, match, actions, flags)))
     for j in range(1, len(hops)):
         match = parser.OFPMatch(in_port=hops[j - 1][1], vlan_vid=tagged)
@@ -125,7 +135,7 @@ def _one_direction(topology: Topology, cookie: int, vid: Optional[int], src: End
         for d in dst.attachments:
             match = parser.OFPMatch(in_port=hops[-1][1], vlan_vid=tagged,
                                     eth_type=ether_types.ETH_TYPE_IP, ipv4_dst=_net(d.net))
-            actions = [parser.OFPActionPopVlan(), parser.OFPActionOutput(d.port)]
+            actions = [parser.OFPActionPopVlan(), *_deliver(d)]
             out.append((route[-1], _flow_mod(cookie, PRIO_EGRESS, match, actions, flags)))
     return out
 

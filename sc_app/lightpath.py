@@ -9,6 +9,13 @@ following the address plan of DESIGN §8:
 - DC host ``dc<i>`` and its VM aliases: ``10.2.<i>.<n>`` on port 2, only where
   node ``i`` has a data centre.
 
+A VM keeps its address when it migrates (DESIGN §6), so a DC-host address
+``10.2.<i>.<n>`` may be attached at another DC node ``j``: `resolve_endpoint`
+takes that node as an override. Such an attachment carries the MAC of the host
+really on the port (``dc<j>``): the egress switch writes it as the frame's
+destination, because senders address ``10.2.<i>.*`` to ``dc<i>``'s MAC (the
+SC's ARP proxy answers so) and ``dc<j>`` would drop frames not meant for it.
+
 State machine of a lightpath (`TRANSITIONS`)::
 
     installing ──▶ up ◀──▶ down
@@ -59,6 +66,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 #: Error code of an endpoint that is neither a known node nor a known host.
 UNKNOWN_ENDPOINT = "unknown-endpoint"
+#: Error code of an attachment override (``src_node``/``dst_node``) that cannot hold the endpoint.
+INVALID_ATTACHMENT = "invalid-attachment"
 
 _USER_NET = ipaddress.IPv4Network("10.1.0.0/16")
 _DC_NET = ipaddress.IPv4Network("10.2.0.0/16")
@@ -74,10 +83,15 @@ class EndpointError(ValueError):
 
 @dataclass(frozen=True)
 class Attachment:
-    """An access port of a node and the IPv4 prefix reached through it."""
+    """An access port of a node and the IPv4 prefix reached through it.
+
+    ``mac``: the destination MAC the egress entry writes, set only when the
+    prefix's addresses are attached away from their home node (a migrated VM).
+    """
 
     port: int
     net: ipaddress.IPv4Network
+    mac: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -99,14 +113,15 @@ class Endpoint:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (also what the DBM stores)."""
-        return {"node": self.node,
-                "attachments": [{"port": a.port, "net": str(a.net)} for a in self.attachments]}
+        return {"node": self.node, "attachments": [
+            {"port": a.port, "net": str(a.net), **({"mac": a.mac} if a.mac else {})}
+            for a in self.attachments]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Endpoint":
         """Inverse of `to_json`."""
         return cls(str(data["node"]), tuple(
-            Attachment(int(a["port"]), ipaddress.IPv4Network(a["net"]))
+            Attachment(int(a["port"]), ipaddress.IPv4Network(a["net"]), a.get("mac"))
             for a in data["attachments"]))
 
 
@@ -140,9 +155,36 @@ def _resolve_address(topology: Topology, text: str, address: ipaddress.IPv4Addre
     return Endpoint(node_id, (Attachment(port, ipaddress.IPv4Network(f"{address}/32")),))
 
 
-def resolve_endpoint(topology: Topology, endpoint: str) -> Endpoint:
-    """A node id or host IPv4 address -> its `Endpoint`; raises `EndpointError` otherwise."""
+def _moved(topology: Topology, home: Endpoint, text: str, node: str) -> Endpoint:
+    """``home`` (a DC-host address at its own node) attached at DC node ``node`` instead."""
+    (attachment,) = home.attachments
+    if attachment.port != DC_PORT:
+        raise EndpointError(text, "only a DC host address (10.2.i.x) can be attached at "
+                            "another node", INVALID_ATTACHMENT)
+    if node not in topology.nodes:
+        raise EndpointError(text, f"no node {node!r} in topology {topology.name}",
+                            INVALID_ATTACHMENT)
+    if topology.nodes[node].dc is None:
+        raise EndpointError(text, f"node {node} has no data centre", INVALID_ATTACHMENT)
+    if node == home.node:
+        return home
+    mac = access_mac(topology, node, DC_PORT)
+    return Endpoint(node, (dataclasses.replace(attachment, mac=mac),))
+
+
+def resolve_endpoint(topology: Topology, endpoint: str, node: Optional[str] = None) -> Endpoint:
+    """A node id or host IPv4 address -> its `Endpoint`; raises `EndpointError` otherwise.
+
+    ``node``: where a DC-host address (``10.2.i.x``) is attached now, when not at its home
+    node ``i`` (a migrated VM); it must be a node with a data centre.
+    """
     text = str(endpoint).strip()
+    if node is not None:
+        home = resolve_endpoint(topology, text)
+        if text in topology.nodes:
+            raise EndpointError(text, "a node endpoint cannot be attached elsewhere",
+                                INVALID_ATTACHMENT)
+        return _moved(topology, home, text, str(node))
     if text in topology.nodes:
         index = _site_index(text)
         attachments = [Attachment(USER_PORT, ipaddress.IPv4Network(f"10.1.{index}.0/24"))]
@@ -180,6 +222,15 @@ def host_mac(ip: str, topology: Optional[Topology] = None) -> Optional[str]:
         if node is None or (kind == 0x02 and node.dc is None):
             return None
     return f"02:{kind:02x}:00:00:{index >> 8:02x}:{index & 0xFF:02x}"
+
+
+def access_mac(topology: Topology, node: str, port: int) -> str:
+    """MAC of the host on access ``port`` of ``node``: ``u<i>`` (user port) or ``dc<i>``."""
+    index = _site_index(node)
+    mac = host_mac(f"10.1.{index}.1" if port == USER_PORT else f"10.2.{index}.1", topology)
+    if mac is None:
+        raise EndpointError(node, f"no host on port {port} of node {node}", INVALID_ATTACHMENT)
+    return mac
 
 
 def lightpath_cookie(serial: int) -> int:

@@ -18,8 +18,8 @@ from sc_app import flows
 from sc_app.dbm import Database
 from sc_app.events import EventBus
 from sc_app.installer import InstallResult
-from sc_app.lightpath import (DOWN, EndpointError, FAILED, INSTALLING, Lightpath, TEARING_DOWN,
-                              UP, Endpoint, resolve_endpoint)
+from sc_app.lightpath import (DOWN, EndpointError, FAILED, INSTALLING, INVALID_ATTACHMENT,
+                              Lightpath, TEARING_DOWN, UP, Endpoint, resolve_endpoint)
 from sc_app.metrics import ScMetrics
 from sc_app.pce import PCE, ConstraintError, Constraints, NoPath, Path
 from sc_app.ted import TedError
@@ -43,6 +43,9 @@ CONSTRAINT_FIELDS = {
 ESTABLISH_SCHEMA = {
     "src": Field("str", required=True, max_length=64),
     "dst": Field("str", required=True, max_length=64),
+    # Where a DC-host address (10.2.i.x) is attached now, when a VM migrated away from node i.
+    "src_node": Field("str", max_length=64),
+    "dst_node": Field("str", max_length=64),
     "service_type": Field("str", choices=SERVICE_TYPES),
     "label": Field("str", max_length=128),
     **CONSTRAINT_FIELDS,
@@ -117,7 +120,8 @@ class ServiceAgent:
         """Compute, reserve and install a lightpath for AC ``owner``; ApiError when refused."""
         started = self.clock()
         req = validate(body, ESTABLISH_SCHEMA)
-        src, dst = self._endpoint(req["src"], "src"), self._endpoint(req["dst"], "dst")
+        src = self._endpoint(req["src"], "src", req.get("src_node"))
+        dst = self._endpoint(req["dst"], "dst", req.get("dst_node"))
         constraints = self._constraints(req)
         self._check_overlap(owner, src, dst)
         lp_id, cookie = self.db.next_ids()
@@ -231,11 +235,12 @@ class ServiceAgent:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _endpoint(self, text: str, field: str) -> Endpoint:
+    def _endpoint(self, text: str, field: str, node: Optional[str] = None) -> Endpoint:
         try:
-            return resolve_endpoint(self.topology, text)
+            return resolve_endpoint(self.topology, text, node)
         except EndpointError as exc:
-            raise ApiError(422, exc.code, exc.reason, field=field) from None
+            where = f"{field}_node" if exc.code == INVALID_ATTACHMENT else field
+            raise ApiError(422, exc.code, exc.reason, field=where) from None
 
     @staticmethod
     def _constraints(req: dict[str, Any]) -> Constraints:
@@ -297,7 +302,12 @@ class ServiceAgent:
 
 
 def _overlaps(a: Endpoint, b: Endpoint) -> bool:
-    return a.node == b.node and any(x.overlaps(y) for x in a.nets for y in b.nets)
+    """Same traffic: overlapping prefixes at one node, or one host address wherever attached.
+
+    An address attached at two nodes (a VM being migrated) still needs one lightpath at a
+    time: the far end would classify its traffic with identical entries.
+    """
+    return any(x.overlaps(y) and (a.node == b.node or x == y) for x in a.nets for y in b.nets)
 
 
 def describe(result: Any) -> dict[str, Any]:

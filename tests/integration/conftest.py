@@ -8,7 +8,8 @@ test below it; a failing test's report shows the tail of each harness process st
 Module-scoped (one SC and one emulation per test module; override ``sc_apps``,
 ``sc_options`` or ``net_topology`` in a module to change them):
 
-- ``sc``: a started `harness.ScRun`; ``net``: a started `harness.NetRun` connected to it.
+- ``sc``: a started `harness.ScRun`; ``net``: a started `harness.NetRun` connected to it;
+  ``ac``: a started `harness.AcRun` against both (the demo users and tokens).
 
 Function-scoped, for tests that need their own processes:
 
@@ -169,3 +170,23 @@ def net_factory(test_log_dir: str) -> Iterator[Callable[..., harness.NetRun]]:
     finally:
         for run in reversed(started):
             run.stop()
+
+
+@pytest.fixture(scope="module")
+def ac(sc: harness.ScRun, net: harness.NetRun, module_log_dir: str) -> Iterator[harness.AcRun]:
+    """The module's AC (the demo users), once every fibre is up and every agent answers."""
+    sc.wait_discovered()
+    agents = net.state["agents"]
+    assert len(agents) == 5
+    run = harness.AcRun(module_log_dir, sc, agents).start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            dcs = run.request("GET", "/uai/v1/dcs", token="demo-manager-token").json["dcs"]
+            if len(dcs) == 5 and all(dc["available"] for dc in dcs):
+                break
+            assert time.monotonic() < deadline, f"DCs not all available: {dcs}"
+            time.sleep(0.5)
+        yield run
+    finally:
+        run.stop()

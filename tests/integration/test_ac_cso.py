@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import pytest
 
-from cso import http, lab
+from cso import http
 
 pytestmark = pytest.mark.integration
 
@@ -30,26 +29,6 @@ try:
 except OSError as exc:
     print(json.dumps({"error": str(exc)}))
 """
-
-
-@pytest.fixture(scope="module")
-def ac(sc, net, module_log_dir):
-    """The AC, once every fibre is up and every agent answers."""
-    sc.wait_discovered()
-    agents = net.state["agents"]
-    assert len(agents) == 5
-    run = lab.AcRun(module_log_dir, sc, agents).start()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            dcs = run.request("GET", "/uai/v1/dcs", token=MANAGER).json["dcs"]
-            if len(dcs) == 5 and all(dc["available"] for dc in dcs):
-                break
-            assert time.monotonic() < deadline, f"DCs not all available: {dcs}"
-            time.sleep(0.5)
-        yield run
-    finally:
-        run.stop()
 
 
 def vms_everywhere(net) -> list[str]:

@@ -8,8 +8,8 @@ What is modelled (OpenFlow 1.3.5 §6.4, §7.2.3): ADD (identical match and
 priority replaced, ``OFPFF_CHECK_OVERLAP``), MODIFY/MODIFY_STRICT (no insert),
 DELETE/DELETE_STRICT with cookie masks, ``out_port``/``out_group`` and
 ``OFPTT_ALL``; match prerequisites and wildcards; priority order; VLAN VIDs
-with ``OFPVID_PRESENT``; actions push_vlan, set_field vlan_vid, pop_vlan and
-output (physical, CONTROLLER, IN_PORT). Anything else raises
+with ``OFPVID_PRESENT``; actions push_vlan, set_field vlan_vid and eth_dst, pop_vlan
+and output (physical, CONTROLLER, IN_PORT). Anything else raises
 NotImplementedError, so a test never passes by silently ignoring a feature.
 """
 from __future__ import annotations
@@ -150,6 +150,9 @@ def _check_actions(fields: dict, actions: tuple) -> None:
                               "pop_vlan on a packet not known to be tagged")
             tagged = False
         elif isinstance(action, parser.OFPActionSetField):
+            if action.key == "eth_dst":
+                _int("eth_dst", action.value)  # a well-formed MAC; any frame has one
+                continue
             if action.key != "vlan_vid":
                 raise NotImplementedError(f"set_field {action.key}")
             if not tagged:
@@ -287,6 +290,8 @@ def _run_actions(actions: tuple, packet: Packet) -> list[tuple[int, Packet]]:
         if isinstance(action, parser.OFPActionPushVlan):
             # The new tag copies the VID of the current outer tag, else 0.
             packet = replace(packet, vlans=(packet.vlans[:1] or (0,)) + packet.vlans)
+        elif isinstance(action, parser.OFPActionSetField) and action.key == "eth_dst":
+            packet = replace(packet, eth_dst=action.value)
         elif isinstance(action, parser.OFPActionSetField):
             packet = replace(packet, vlans=(action.value & 0x0FFF,) + packet.vlans[1:])
         elif isinstance(action, parser.OFPActionPopVlan):

@@ -34,6 +34,14 @@ def test_establish_then_teardown(sc, asi):
     assert sc.core.service.lightpaths == {}
 
 
+def test_establish_to_a_vm_attached_at_another_dc_node(sc, asi):
+    lp = asi.establish("10.1.0.1", "10.2.7.2", "vm", dst_node="9")
+    assert lp["route"][-1] == "9" and lp["dst_endpoint"]["node"] == "9"
+    with pytest.raises(AsiError) as err:
+        asi.establish("10.1.1.1", "10.2.7.3", "vm", dst_node="8")  # node 8 has no DC
+    assert (err.value.status, err.value.code) == (422, "invalid-attachment")
+
+
 def test_sc_refusals_keep_the_scs_code_reason_and_detail(asi):
     with pytest.raises(AsiError) as err:
         asi.establish("10.1.13.1", "10.2.1.2", "vod", constraints={"max_hops": 1})

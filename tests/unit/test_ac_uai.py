@@ -90,30 +90,36 @@ def test_health_needs_no_token(lab):
     assert (reply.status, reply.json) == (200, {"status": "ok", "strategy": "GLB"})
 
 
-# -- migration: managers only, and not yet implemented ---------------------------------------
+# -- migration: managers only, of an active vm request ---------------------------------------
 
-def test_migration_is_for_managers_and_answers_501_for_an_active_vm(lab):
+def test_migration_is_for_managers_and_only_of_an_active_vm_request(lab):
     vm_id, vod_id = new(lab, "bob", VM), new(lab, "bob", VOD)
     ask = {"type": "migration", "request": vm_id}
     reply = lab.user("bob").post(REQS, ask)
     assert (reply.status, reply.json["error"]) == (403, "forbidden")
     mgr = lab.user("mgr")
+    here = mgr.get(f"{REQS}/{vm_id}").json["dc"]
     cases = [
-        ({**ask, "dst_dc": "dc4"}, 501, "not-implemented"),
-        (ask, 501, "not-implemented"),
         ({"type": "migration"}, 400, "missing-field"),
         ({**ask, "src": "10.1.0.1"}, 400, "unknown-field"),
         ({**ask, "request": "req-99"}, 404, "not-found"),
         ({**ask, "request": vod_id}, 409, "not-migratable"),
         ({**ask, "dst_dc": "dc2"}, 422, "unknown-dc"),
+        ({**ask, "dst_dc": here}, 422, "same-dc"),
     ]
     for body, status, error in cases:
         reply = mgr.post(REQS, body)
         assert (reply.status, reply.json["error"]) == (status, error), body
+    assert len(lab.procedure.db.list()) == 2  # refused at the gate: nothing recorded
+    moved = mgr.post(REQS, ask)
+    assert moved.status == 201 and moved.json["type"] == "migration", moved.json
+    assert moved.json["migration"]["request"] == vm_id
     mgr.delete(f"{REQS}/{vm_id}")
     reply = mgr.post(REQS, ask)
     assert (reply.status, reply.json["error"]) == (409, "not-migratable")
-    assert len(lab.procedure.db.list()) == 2  # migration requests are not recorded yet
+    assert [r.type for r in lab.procedure.db.list()] == ["vm", "vod", "migration"]
+    assert lab.user("bob").get(f"{REQS}?type=migration").json == {"requests": []}
+    assert len(mgr.get(f"{REQS}?type=migration").json["requests"]) == 1
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -201,7 +207,7 @@ def test_bad_input_is_a_4xx_json_error_and_reserves_nothing(lab, case):
     (f"{REQS}/req-99999999999999999999999", 404, "not-found"),
     (f"{REQS}/req-1?verbose=1", 400, "unknown-parameter"),
     (f"{REQS}?status=running", 400, "invalid-parameter"),
-    (f"{REQS}?type=migration", 400, "invalid-parameter"),
+    (f"{REQS}?type=teleport", 400, "invalid-parameter"),
     (f"{REQS}?sort=id", 400, "unknown-parameter"),
     (f"{REQS}?status=active&status=refused", 400, "invalid-parameter"),
     ("/uai/v1/accounting?type=vod", 400, "unknown-parameter"),

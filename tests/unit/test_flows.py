@@ -321,3 +321,71 @@ def test_fake_vlan_match_needs_a_tag():
     assert net.table(1).lookup(1, Packet(0x0800, vlans=(1003,))) is not None
     assert net.table(1).lookup(1, Packet(0x0800)) is None
     assert net.table(1).lookup(1, Packet(0x0800, vlans=(1004,))) is None
+
+
+# --- a migrated VM: its address attached at another DC node ------------------------------
+
+def make_moved_lp(serial, src, dst, route, wavelength, dst_node):
+    links = tuple(TOPO.link_between(a, b).id for a, b in zip(route, route[1:]))
+    return Lightpath(f"lp-{serial}", "ac", "vm", src, dst, resolve_endpoint(TOPO, src),
+                     resolve_endpoint(TOPO, dst, node=dst_node), tuple(route), links,
+                     wavelength, lightpath_cookie(serial))
+
+
+def test_an_address_attached_elsewhere_is_delivered_there_to_the_host_on_that_port():
+    # VM 10.2.7.2 moved from dc7 to dc9; u5 still sends to dc7's MAC (the ARP proxy's answer).
+    lp = make_moved_lp(2, "10.1.5.1", "10.2.7.2", ("5", "9"), 2, "9")
+    assert lp.dst_endpoint.node == "9" and lp.dst_endpoint.attachments[0].mac == host_mac(
+        "10.2.9.1")
+    net = network(lp)
+    sent = ipv4("10.1.5.1", "10.2.7.2", eth_dst=host_mac("10.2.7.1"))
+    trace = forward(net, "5", USER, sent)
+    assert trace.delivered == [(DPID["9"], DC, ipv4("10.1.5.1", "10.2.7.2",
+                                                    eth_dst=host_mac("10.2.9.1")))]
+    assert {h.packet.vlans for h in trace.fibres} == {(1002,)}
+    # Nothing reaches the old DC, and the moved VM's replies are classified at node 9.
+    assert not forward(net, "7", DC, ipv4("10.2.7.2", "10.1.5.1")).delivered
+    back = forward(net, "9", DC, ipv4("10.2.7.2", "10.1.5.1", eth_dst=host_mac("10.1.5.1")))
+    assert back.delivered == [(DPID["5"], USER, ipv4("10.2.7.2", "10.1.5.1",
+                                                     eth_dst=host_mac("10.1.5.1")))]
+
+
+def test_a_local_connection_to_a_moved_address_rewrites_the_mac_too():
+    lp = make_moved_lp(2, "10.1.9.1", "10.2.7.2", ("9",), None, "9")
+    net = network(lp)
+    trace = forward(net, "9", USER, ipv4("10.1.9.1", "10.2.7.2"))
+    assert trace.delivered == [(DPID["9"], DC, ipv4("10.1.9.1", "10.2.7.2",
+                                                    eth_dst=host_mac("10.2.9.1")))]
+    assert forward(net, "9", DC, ipv4("10.2.7.2", "10.1.9.1")).delivered[0][:2] == \
+        (DPID["9"], USER)
+
+
+def test_the_home_node_as_override_changes_nothing_and_the_attachment_round_trips():
+    assert resolve_endpoint(TOPO, "10.2.7.2", node="7") == resolve_endpoint(TOPO, "10.2.7.2")
+    moved = resolve_endpoint(TOPO, "10.2.7.2", node="12")
+    assert moved.to_json() == {"node": "12", "attachments": [
+        {"port": DC, "net": "10.2.7.2/32", "mac": host_mac("10.2.12.1")}]}
+    assert type(moved).from_json(moved.to_json()) == moved
+
+
+@pytest.mark.parametrize("endpoint,node", [("10.1.5.1", "9"),   # a user host stays home
+                                           ("7", "9"),          # a node endpoint
+                                           ("10.2.7.2", "5"),   # node 5 has no DC
+                                           ("10.2.7.2", "42"),  # no such node
+                                           ("10.2.7.2", "")])
+def test_only_dc_host_addresses_move_and_only_to_dc_nodes(endpoint, node):
+    with pytest.raises(EndpointError) as err:
+        resolve_endpoint(TOPO, endpoint, node=node)
+    assert err.value.code == "invalid-attachment"
+
+
+def test_fake_applies_set_field_eth_dst():
+    net = FakeNetwork()
+    mod = parser.OFPFlowMod(None, match=parser.OFPMatch(in_port=USER), instructions=[
+        parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [
+            parser.OFPActionSetField(eth_dst="02:02:00:00:00:09"),
+            parser.OFPActionOutput(DC)])])
+    assert net.send(DPID["0"], mod) is None
+    trace = forward(net, "0", USER, ipv4("10.1.0.1", "10.2.0.1"))
+    assert trace.delivered == [(DPID["0"], DC, ipv4("10.1.0.1", "10.2.0.1",
+                                                    eth_dst="02:02:00:00:00:09"))]

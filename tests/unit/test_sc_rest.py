@@ -101,6 +101,14 @@ ESTABLISH_CASES = {
     "foreign-address": (body(src="192.0.2.1", dst="3"), 422, "unknown-endpoint"),
     "ipv6": (body(src="::1", dst="3"), 422, "unknown-endpoint"),
     "same-node": (body(src="3", dst="3"), 422, "no-path"),
+    # Attachment overrides: only a DC host address, only at a node with a DC (ring: 0 and 3).
+    "dst-node-number": (with_ok(dst="10.2.3.5", dst_node=0), 400, "invalid-field"),
+    "dst-node-user-host": (with_ok(dst_node="3"), 422, "invalid-attachment"),
+    "dst-node-of-a-node": (body(src="1", dst="3", dst_node="0"), 422, "invalid-attachment"),
+    "dst-node-without-dc": (with_ok(dst="10.2.3.5", dst_node="1"), 422, "invalid-attachment"),
+    "dst-node-unknown": (with_ok(dst="10.2.3.5", dst_node="42"), 422, "invalid-attachment"),
+    "src-node-unknown-host": (with_ok(src="10.2.9.5", src_node="0"), 422, "unknown-endpoint"),
+    "src-node-user-host": (with_ok(src_node="3"), 422, "invalid-attachment"),
     "same-host": (body(src="10.2.3.1", dst="10.2.3.1"), 422, "no-path"),
     # Constraints nothing can satisfy.
     "max-hops-1": (with_ok(max_hops=1), 409, "no-path"),

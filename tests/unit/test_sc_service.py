@@ -8,7 +8,7 @@ import pytest
 
 from fake_of13 import ipv4
 from sc_harness import TABLE_FULL, make_sc, sc, sse_events, state_dir  # noqa: F401 (fixtures)
-from sc_app.lightpath import VID_BASE
+from sc_app.lightpath import VID_BASE, host_mac
 
 LP = "/asi/v1/lightpaths"
 U0, U3 = "10.1.0.1", "10.1.3.1"  # user hosts at nodes 0 and 3 of the ring
@@ -373,5 +373,45 @@ def test_a_restarted_sc_restores_lightpaths_and_wavelengths(state_dir):
         # The switches were told to re-install it when they reconnected.
         assert second.delivered_to(U0, U3) == [("3", 1, ipv4(U0, U3))]
         assert establish(second.client("ac1"), "10.2.0.1", "10.2.3.1")["id"] != lp["id"]
+    finally:
+        second.close()
+
+
+# -- a migrated VM: its address attached at another DC node (dst_node / src_node) ----------
+
+def test_a_dc_host_address_attached_at_another_dc_node_is_served_there(sc):
+    ac1 = sc.client("ac1")
+    vm, user = "10.2.3.5", "10.1.1.1"  # a VM of dc3 that now lives at node 0's DC
+    lp = establish(ac1, user, vm, dst_node="0")
+    assert (lp["route"][0], lp["route"][-1]) == ("1", "0")
+    assert lp["dst_endpoint"] == {"node": "0", "attachments": [
+        {"port": 2, "net": "10.2.3.5/32", "mac": host_mac("10.2.0.1")}]}
+    sent = ipv4(user, vm, eth_dst=host_mac("10.2.3.1"))  # the ARP proxy's answer: dc3's MAC
+    trace = sc.forward(user, vm, sent)
+    assert [(d, port) for d, port, _ in trace.delivered] == [(sc.dpid("0"), 2)]
+    assert trace.delivered[0][2].eth_dst == host_mac("10.2.0.1")
+    # The VM's replies enter at node 0's DC port.
+    back = sc.net.forward(sc.topology, sc.dpid("0"), 2, ipv4(vm, user))
+    assert [(d, port) for d, port, _ in back.delivered] == [(sc.dpid("1"), 1)]
+    # One lightpath per endpoint pair, wherever the address is attached: break before make.
+    again = ac1.post(LP, {"src": user, "dst": vm})
+    assert (again.status, again.json["error"]) == (409, "endpoint-in-use")
+    assert ac1.delete(f"{LP}/{lp['id']}").status == 200
+    assert sc.forward(user, vm, sent).delivered == []
+    home = establish(ac1, user, vm)
+    assert home["route"][-1] == "3" and "mac" not in home["dst_endpoint"]["attachments"][0]
+
+
+def test_src_node_attaches_the_source_and_survives_a_restart(state_dir):
+    first = make_sc(state_dir)
+    lp = establish(first.client("ac1"), "10.2.3.5", "10.1.1.1", src_node="0")
+    assert lp["route"][0] == "0" and lp["src_endpoint"]["node"] == "0"
+    first.close()
+    second = make_sc(state_dir)
+    try:
+        again = second.client("ac1").get(f"{LP}/{lp['id']}").json
+        assert again["src_endpoint"] == lp["src_endpoint"]
+        assert second.core.service.lightpaths[lp["id"]].src_endpoint.attachments[0].mac == \
+            host_mac("10.2.0.1")
     finally:
         second.close()
