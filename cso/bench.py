@@ -241,7 +241,7 @@ def _pce_report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-from cso import bench_provision  # noqa: E402,F401 - registers `provision`
+from cso import bench_provision, bench_sim  # noqa: E402,F401 - register `provision`, `sim`
 
 
 # -- command ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "path": ("sc_app.cli_path", "compute a lightpath offline on a topology file"),
     "topo": ("topologies.cli", "check or generate topology files"),
     "bench": ("cso.bench", "benchmarks (results under docs/)"),
+    "sim": ("cso.sim", "discrete-event simulation of strategies and RWA (docs/results.md)"),
     "demo": ("cso.demo", "run the NSFNET demonstration"),
     "agent": ("ac_app.cli_agent", "run a DC agent inside a DC host"),
 }

@@ -1,0 +1,188 @@
+"""``cso sim``: sweep strategies and offered loads in the discrete-event simulator.
+
+The engine, traffic models and metrics are in `cso.simulation`, the figures in
+`cso.plots`. With ``--out DIR`` the summary goes to ``DIR/results.json`` and
+``DIR/results.csv`` and one PNG and one SVG per metric; ``--json`` prints the
+summary as one JSON object on stdout. Progress goes to stderr. Examples::
+
+    cso sim --strategies RB,AB,NB,GLB --loads 50,100,150 --seeds 5 --out /tmp/sim
+    cso sim --traffic rwa --k 1,5 --wavelengths 16 --loads 40,60,80 --json
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+from ac_app.strategies import STRATEGIES
+from cso.simulation import (CSO, METRICS, RWA, RWA_SERIES, TRAFFIC, Point, Range, Scenario,
+                            Series, sweep)
+from sc_app.pce import ORDERS, POLICIES
+from topologies.loader import TopologyError
+
+
+def _list(kind: type, text: str) -> list[Any]:
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("an empty list")
+    try:
+        return [kind(item) for item in items]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _range(text: str) -> Range:
+    try:
+        return Range.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``cso sim``."""
+    p = argparse.ArgumentParser(prog="cso sim", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--traffic", choices=TRAFFIC, default=CSO,
+                   help="cso: users to DC servers; rwa: lightpaths between random node pairs")
+    p.add_argument("--topo", default="nsfnet", help="topology name or file")
+    p.add_argument("--wavelengths", type=int, default=None,
+                   help="wavelengths per fibre (default: the topology file's)")
+    p.add_argument("--k", type=lambda t: _list(int, t), default=[5],
+                   help="candidate paths of the SA-PCE; a list (1,5) gives one series each")
+    p.add_argument("--path-order", choices=ORDERS, default="hops", help="candidate order")
+    p.add_argument("--policy", type=lambda t: _list(str, t), default=["first-fit"],
+                   help=f"wavelength policy, or a list; of {', '.join(POLICIES)}")
+    p.add_argument("--strategies", type=lambda t: _list(str, t), default=["RB", "AB", "NB", "GLB"],
+                   help=f"cso traffic: strategies among {', '.join(STRATEGIES)}")
+    p.add_argument("--glb-k", type=int, default=5, help="GLB: K candidate servers of step 1")
+    p.add_argument("--a", type=float, default=0.5, help="A(s) = a*mem_util + (1-a)*cpu_util")
+    p.add_argument("--b", type=float, default=0.5, help="GLB: x = b*A/A_max + (1-b)*N/N_max")
+    p.add_argument("--loads", type=lambda t: _list(float, t), default=[50.0, 100.0, 150.0],
+                   help="offered loads in Erlang (arrival rate x mean holding time 1)")
+    p.add_argument("--requests", type=int, default=10_000, help="measured requests per point")
+    p.add_argument("--warmup", type=int, default=1_000, help="requests discarded first")
+    p.add_argument("--seeds", type=int, default=5, help="independent runs per point (CI)")
+    p.add_argument("--seed", type=int, default=1, help="first seed; runs use seed..seed+S-1")
+    p.add_argument("--cpu", type=_range, default=Range(1, 4), help="cpu per request: N or LO-HI")
+    p.add_argument("--memory", type=_range, default=Range(4, 16), help="memory GB per request")
+    p.add_argument("--disk", type=_range, default=Range(10, 50), help="disk GB per request")
+    p.add_argument("--server-cpu", type=int, default=None,
+                   help="override every DC server's cpu cores (default: the topology's)")
+    p.add_argument("--server-memory", type=float, default=None, help="override memory GB")
+    p.add_argument("--server-disk", type=float, default=None, help="override disk GB")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--out", default=None, help="directory for CSV, JSON and plots")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def build(args: argparse.Namespace) -> tuple[Scenario, list[Series]]:
+    """The scenario and the series the arguments ask for; ValueError on bad values."""
+    scenario = Scenario(traffic=args.traffic, topo=args.topo, wavelengths=args.wavelengths,
+                        order=args.path_order, cpu=args.cpu, memory=args.memory,
+                        disk=args.disk, server_cpu=args.server_cpu,
+                        server_memory=args.server_memory, server_disk=args.server_disk,
+                        a=args.a, b=args.b, glb_k=args.glb_k, requests=args.requests,
+                        warmup=args.warmup)
+    names = [RWA_SERIES] if args.traffic == RWA else [name.upper() for name in args.strategies]
+    for name in names:
+        if name != RWA_SERIES and name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    many_k, many_policy = len(args.k) > 1, len(args.policy) > 1
+    series = []
+    for name in names:
+        for k in args.k:
+            for policy in args.policy:
+                parts = [] if (args.traffic == RWA and (many_k or many_policy)) else [name]
+                if many_policy or args.traffic == RWA:
+                    parts.append(policy)
+                if many_k or args.traffic == RWA:
+                    parts.append(f"K={k}")
+                series.append(Series(name, k, policy, " ".join(parts)))
+    return scenario, series
+
+
+class Progress:
+    """Points done, elapsed and estimated time left, on stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int, point: Point) -> None:
+        """Report that ``done`` of ``total`` points are finished."""
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.start
+        left = elapsed / done * (total - done)
+        print(f"cso sim: {done}/{total} points ({point.series.label}, {point.load:g} E, "
+              f"seed {point.seed}), {elapsed:.0f} s elapsed, ~{left:.0f} s left",
+              file=sys.stderr, flush=True)
+
+
+def write_csv(path: str, rows: Sequence[dict[str, Any]]) -> None:
+    """One line per (series, load): every metric's mean and 95% CI half-width."""
+    head = ["series", "strategy", "k", "policy", "load", "seeds"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(head + [f"{m}_{part}" for m in METRICS for part in ("mean", "ci95")])
+        for row in rows:
+            values = [row[m][part] for m in METRICS for part in ("mean", "ci95")]
+            writer.writerow([row[key] for key in head]
+                            + ["" if v is None else f"{v:.6g}" for v in values])
+
+
+def table(summary: dict[str, Any]) -> str:
+    """A human-readable table of the four metrics of the draft."""
+    shown = METRICS[:4]
+    lines = [f"{'series':<18}{'load':>8}" + "".join(f"{m:>26}" for m in shown)]
+    for row in summary["results"]:
+        cells = []
+        for metric in shown:
+            value = row[metric]
+            if value["mean"] is None:
+                cells.append(f"{'-':>26}")
+            else:
+                ci = f" ± {value['ci95']:.4f}" if value["ci95"] is not None else ""
+                cells.append(f"{value['mean']:.4f}{ci}".rjust(26))
+        lines.append(f"{row['series']:<18}{row['load']:>8g}" + "".join(cells))
+    lines.append(f"({summary['wall_s']:.1f} s)")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``cso sim``; returns the exit code."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        scenario, series = build(args)
+        if args.seeds < 1 or args.jobs < 1 or min(args.loads) <= 0:
+            raise ValueError("--seeds and --jobs must be >= 1 and every load > 0")
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        summary = sweep(scenario, series, args.loads, seeds, args.jobs, Progress(args.quiet))
+    except (ValueError, TopologyError) as err:
+        print(f"cso sim: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+        write_csv(os.path.join(args.out, "results.csv"), summary["results"])
+        from cso.plots import plot_all     # matplotlib is slow to import: only when needed
+        written = plot_all(summary, args.out)
+        if not args.quiet:
+            print(f"cso sim: wrote results.json, results.csv and {len(written)} plot files "
+                  f"to {args.out}", file=sys.stderr)
+    print(json.dumps(summary) if args.json else table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
