@@ -121,6 +121,8 @@ def run(log_dir: str) -> int:
         say()
         ok = cso_part(log_dir, sc, net) and ok
         say()
+        strategies_in_simulation()
+        say()
         say("Demo " + ("finished: every step behaved as expected." if ok else
                        f"finished WITH PROBLEMS: see the logs in {log_dir}"))
         return 0 if ok else 1
@@ -128,6 +130,30 @@ def run(log_dir: str) -> int:
         if net is not None:
             net.stop()
         sc.stop()
+
+
+def strategies_in_simulation() -> None:
+    """A small `cso sim` point with the same strategy and PCE code, and where the plots are."""
+    import contextlib
+    import io
+    import json
+
+    from cso import sim
+
+    say("The four strategies in the simulator (same code as the live AC; NSFNET, W=16, "
+        "120 Erlang, 3000 requests, one seed):")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        sim.main(["--traffic", "cso", "--wavelengths", "16", "--loads", "120", "--requests",
+                  "3000", "--seeds", "1", "--json", "--quiet"])
+    say(f"  {'strategy':<8} {'network blocking':>16} {'global blocking':>15} "
+        f"{'load balance':>12} {'avg hops':>8}")
+    for row in json.loads(out.getvalue())["results"]:
+        say(f"  {row['strategy']:<8} {row['network_blocking']['mean']:>16.3f} "
+            f"{row['global_blocking']['mean']:>15.3f} "
+            f"{row['load_balance_factor']['mean']:>12.3f} {row['avg_hops']['mean']:>8.2f}")
+    say("  The full experiment of §9 (9 loads x 5 seeds, confidence intervals) and what it "
+        "shows: docs/results.md; plots in docs/plots/.")
 
 
 #: User hosts that ask the AC for VoD in the demo.
