@@ -11,8 +11,7 @@ with the exact media type in ``Content-Type``. Request errors are RFC 7285 error
 from __future__ import annotations
 
 import functools
-import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ryu.app.wsgi import ControllerBase, route
 from webob import Request, Response
@@ -21,6 +20,7 @@ from cso.rest import ApiError, authenticate, handles_errors, json_body, json_res
 from sc_app.alto import (COST_TYPES, DIRECTORY, E_SYNTAX, ERROR, EVENT_STREAM, NETWORK_MAP_ID,
                          PREFIX, UPDATE_STREAM_PARAMS, AltoError, AltoServer)
 from sc_app.alto_sse import UpdateStreams
+from sc_app.events import max_seconds_param
 
 AUTH_MODES = ("ac-tokens", "none")
 #: Principal of every request when ALTO is open.
@@ -160,7 +160,7 @@ class AltoController(ControllerBase):
         """POST an update stream request: the answer is the stream (Server-Sent Events)."""
         owner = self._principal(req)
         check_accept(req, EVENT_STREAM)
-        max_seconds = _max_seconds(req)
+        max_seconds = max_seconds_param(req)
         body = alto_body(req, UPDATE_STREAM_PARAMS)
         stream = self.streams.open(owner, body, req.remote_addr, req.host_url + STREAMS)
         resp = Response(status=200)
@@ -180,18 +180,3 @@ class AltoController(ControllerBase):
             raise ApiError(404, "not-found", f"no open update stream {stream_id} of yours")
         stream.control(alto_body(req, UPDATE_STREAM_PARAMS))
         return Response(status=204)
-
-
-def _max_seconds(req: Request) -> Optional[float]:
-    """``?max_seconds=S``: close the stream after S seconds (tests, polling clients)."""
-    raw = req.GET.get("max_seconds")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise ApiError(400, "invalid-parameter", "max_seconds must be a number >= 0",
-                       field="max_seconds")
-    return value

@@ -12,7 +12,7 @@ from webob import Request, Response
 
 from cso.rest import (ApiError, authenticate, handles_errors, json_body, json_response,
                       query_params)
-from sc_app.events import sse_stream
+from sc_app.events import max_seconds_param, sse_stream
 from sc_app.nrae import VIEWS
 
 PREFIX = "/asi/v1"
@@ -87,14 +87,13 @@ class AsiController(ControllerBase):
     def events(self, req: Request, **_kw: Any) -> Response:
         """GET: Server-Sent Events (alarms, lightpath state) for the caller."""
         owner = self._owner(req)
-        params = query_params(req, ("max_seconds",))
+        query_params(req, ("max_seconds",))
+        max_seconds = max_seconds_param(req)
         last = req.headers.get("Last-Event-ID")
         try:
             last_id = int(last) if last is not None else None
-            max_seconds = float(params["max_seconds"]) if "max_seconds" in params else None
         except ValueError:
-            raise ApiError(400, "invalid-parameter",
-                           "Last-Event-ID must be an integer and max_seconds a number") from None
+            raise ApiError(400, "invalid-parameter", "Last-Event-ID must be an integer") from None
         sub = self.core.bus.subscribe(owner, last_id)
         resp = Response(status=200)
         resp.headers["Content-Type"] = "text/event-stream"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
+
+import eventlet
 
 from sc_app import nrae
 from sc_app.dbm import Database
@@ -17,6 +19,7 @@ from sc_app.installer import FlowInstaller, Transport
 from sc_app.metrics import ScMetrics
 from sc_app.pa import Alarms, ProvisioningAgent
 from sc_app.pce import PCE
+from sc_app.restoration import Restorer
 from sc_app.service import ServiceAgent
 from sc_app.ted import TED
 from topologies.model import Topology
@@ -33,7 +36,8 @@ class ScCore:
                  transport: Transport, k: int = 5, path_order: str = "hops",
                  wavelength_policy: str = "first-fit", seed: Optional[int] = 0,
                  barrier_timeout: float = 2.0, event_keepalive: float = 15.0,
-                 config_snapshot: Optional[dict[str, Any]] = None):
+                 config_snapshot: Optional[dict[str, Any]] = None,
+                 spawn: Callable[[Callable[[], None]], Any] = eventlet.spawn):
         os.makedirs(state_dir, exist_ok=True)
         self.topology = topology
         self.ac_tokens = dict(ac_tokens)
@@ -54,6 +58,8 @@ class ScCore:
         dropped = self.service.restore()
         if dropped:
             LOG.warning("dropped lightpaths that were not fully set up: %s", dropped)
+        # After restore: the lightpaths' wavelengths are held before any fibre event counts.
+        self.restorer = Restorer(self.service, self.ted, self.alarms, self.metrics, spawn)
         LOG.info("SC ready: topology %s (%d nodes, %d links), %d lightpath(s) restored",
                  topology.name, len(topology.nodes), len(topology.links),
                  len(self.service.lightpaths))
@@ -76,5 +82,6 @@ class ScCore:
         self.metrics.handler_errors.labels(handler=name).inc()
 
     def close(self) -> None:
-        """Close the DBM."""
+        """Stop restoration and close the DBM."""
+        self.restorer.close()
         self.db.close()

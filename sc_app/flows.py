@@ -152,6 +152,30 @@ def lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
     return by_dpid
 
 
+def split_for_reroute(messages: FlowMessages) -> tuple[FlowMessages, FlowMessages]:
+    """A re-routed lightpath's entries as (transit and egress, ingress replacements).
+
+    Make-before-break: the transit and egress entries of the new route never
+    overlap the old route's (another VID, or another in_port, on every fibre
+    they share), so they go in first with ``OFPFF_CHECK_OVERLAP``. The ingress
+    entries have the old ones' match and priority: sent without the overlap
+    check, each ADD replaces its old twin in one step, cookie included, which
+    moves the traffic onto the new route without a gap. (MODIFY_STRICT would
+    keep the old cookie, and deleting the old cookie would then remove them.)
+    """
+    rest: FlowMessages = {}
+    ingress: FlowMessages = {}
+    for dpid, msgs in messages.items():
+        rest[dpid] = []
+        for msg in msgs:
+            if PRIO_INGRESS <= msg.priority < PRIO_TRANSIT:
+                msg.flags &= ~ofp.OFPFF_CHECK_OVERLAP
+                ingress.setdefault(dpid, []).append(msg)
+            else:
+                rest[dpid].append(msg)
+    return rest, ingress
+
+
 def lightpath_dpids(topology: Topology, lp: Lightpath) -> frozenset[int]:
     """The dpids of the switches a lightpath has entries on."""
     return frozenset(topology.nodes[n].dpid for n in lp.route)

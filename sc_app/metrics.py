@@ -31,6 +31,11 @@ class ScMetrics:
         self.links_up = Gauge("cso_links_up", "Fibres usable (admin and oper up)", registry=reg)
         self.wavelengths_used = Gauge("cso_wavelengths_used", "Occupied (link, wavelength) pairs",
                                       registry=reg)
+        self.restorations = Counter("cso_restorations", "Lightpath recoveries by outcome",
+                                    ["outcome"], registry=reg)
+        self.restoration = Histogram("cso_restoration_seconds",
+                                     "Fibre failure seen to the new route installed",
+                                     buckets=LATENCY_BUCKETS, registry=reg)
         self.handler_errors = Counter("cso_handler_errors", "Unexpected handler failures",
                                       ["handler"], registry=reg)
 

@@ -79,6 +79,9 @@ class ProvisioningAgent:
             self.fibre_at[(topology.nodes[link.a].dpid, link.a_port)] = link.id
             self.fibre_at[(topology.nodes[link.b].dpid, link.b_port)] = link.id
         self.discovered: set[str] = set()
+        #: Fibres LLDP lost while their ports stayed live (a cut between the ports): down
+        #: until LLDP sees them again or a port or switch event at either end.
+        self.lldp_lost: set[str] = set()
         # Until a switch connects, its node and fibres are down.
         for node_id in topology.nodes:
             ted.set_node_up(node_id, False)
@@ -97,6 +100,7 @@ class ProvisioningAgent:
             return []
         self.connected.add(dpid)
         self.live_ports[dpid] = set(live_ports)
+        self._forget_lldp_loss(node.id)
         self.ted.set_node_up(node.id, True)
         self.alarms.clear("switch-down", node.id)
         self._update_links_of(node.id)
@@ -123,6 +127,7 @@ class ProvisioningAgent:
             return
         self.connected.discard(dpid)
         self.live_ports.pop(dpid, None)
+        self._forget_lldp_loss(node.id)
         self.ted.set_node_up(node.id, False)
         self.alarms.raise_("switch-down", "major", node.id, f"switch dpid {dpid} disconnected")
         self._update_links_of(node.id)
@@ -135,6 +140,7 @@ class ProvisioningAgent:
         (ports.add if live else ports.discard)(port)
         link_id = self.fibre_at.get((dpid, port))
         if link_id is not None:
+            self.lldp_lost.discard(link_id)  # the port's own state says it now
             self._update_link(link_id)
 
     def lldp_link(self, src: tuple[int, int], dst: tuple[int, int], up: bool) -> None:
@@ -150,9 +156,13 @@ class ProvisioningAgent:
             return
         if up:
             self.discovered.add(a)
+            self.lldp_lost.discard(a)
             self.alarms.clear("link-undiscovered", a)
-        else:
+        elif a in self.discovered:
+            # A fibre LLDP had confirmed and no longer sees: down, like a port down.
             self.discovered.discard(a)
+            self.lldp_lost.add(a)
+        self._update_link(a)
 
     def check_discovery(self) -> list[str]:
         """Fibres whose switches are both connected but that LLDP has not seen: alarms."""
@@ -167,6 +177,12 @@ class ProvisioningAgent:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _forget_lldp_loss(self, node_id: str) -> None:
+        """A switch came or went: its ports' state decides its fibres, not a past LLDP loss."""
+        for link in self.topology.links:
+            if node_id in (link.a, link.b):
+                self.lldp_lost.discard(link.id)
+
     def _update_links_of(self, node_id: str) -> None:
         for link in self.topology.links:
             if node_id in (link.a, link.b):
@@ -177,8 +193,8 @@ class ProvisioningAgent:
         link = self.topology.link(link_id)
         ends = ((self.topology.nodes[link.a].dpid, link.a_port),
                 (self.topology.nodes[link.b].dpid, link.b_port))
-        up = all(dpid in self.connected and port in self.live_ports.get(dpid, ())
-                 for dpid, port in ends)
+        up = link_id not in self.lldp_lost and all(
+            dpid in self.connected and port in self.live_ports.get(dpid, ()) for dpid, port in ends)
         was = self.ted.oper_up[self.ted.index(link_id)]
         if up != was:
             self.ted.set_oper(link_id, up)
@@ -186,7 +202,9 @@ class ProvisioningAgent:
                 self.alarms.clear("link-down", link_id)
             elif all(dpid in self.connected for dpid, _ in ends):
                 # A port down between two connected switches is a fibre failure.
-                self.alarms.raise_("link-down", "major", link_id, "fibre port down")
+                self.alarms.raise_("link-down", "major", link_id,
+                                   "LLDP lost the fibre" if link_id in self.lldp_lost
+                                   else "fibre port down")
         self._gauges()
 
     def _gauges(self) -> None:

@@ -9,6 +9,7 @@ call it, so tests drive it with a fake installer.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Callable, Optional, Protocol
@@ -232,6 +233,86 @@ class ServiceAgent:
     def mark(self, lp_id: str, state: str, reason: Optional[str] = None) -> Lightpath:
         """Set a lightpath's state (e.g. down when a fibre fails) and tell its AC."""
         return self._set_state(self.lightpaths[lp_id], state, reason)
+
+    # -- restoration (driven by sc_app.restoration.Restorer) -------------------------------
+
+    def recover(self, lp_id: str, since: Optional[float] = None) -> Optional[str]:
+        """Bring a lightpath hit by a failure (or waiting for a repair) back into service.
+
+        An ``up`` lightpath whose route is broken is re-routed make-before-break;
+        a ``down`` one is re-installed on its route when that works again, else
+        re-routed. The outcome: ``"rerouted"``, ``"reinstalled"``, ``"down"`` (no
+        restoration path, or the install failed) or None (nothing to do).
+        ``since``: when the failure was seen (``clock``), for the restoration time.
+        """
+        lp = self.lightpaths.get(lp_id)
+        if lp is None or lp.state not in (UP, DOWN) or lp.wavelength is None:
+            return None
+        if all(self.ted.usable(link) for link in lp.links):
+            return None if lp.state == UP else self._reinstall(lp)
+        path = self.pce.reserve(lp.route[0], lp.route[-1],
+                                Constraints.from_dict(lp.constraints), owner=lp.id)
+        if isinstance(path, NoPath):
+            return self._down(lp, f"no restoration path: {path.reason}")
+        return self._reroute(lp, path, since)
+
+    def _reroute(self, old: Lightpath, path: Path, since: Optional[float]) -> str:
+        """Make-before-break: new transit/egress, then ingress swapped, then old entries out."""
+        started = self.clock() if since is None else since
+        _, cookie = self.db.next_ids()  # a fresh cookie; the id it comes with is never used
+        new = dataclasses.replace(old, route=path.route, links=path.links,
+                                  wavelength=path.wavelength, cookie=cookie, state=UP,
+                                  reason=None, updated_at=time.time())
+        rest, ingress = flows.split_for_reroute(flows.lightpath_flows(self.topology, new))
+        result = self.installer.install(cookie, rest)
+        if result.ok and self.lightpaths.get(old.id) is old:
+            result = self.installer.install(cookie, ingress)
+        current = self.lightpaths.get(old.id) is old
+        if not (result.ok and current):
+            # Failed, or torn down meanwhile: nothing of the new route stays.
+            self.installer.remove(cookie, flows.lightpath_dpids(self.topology, new))
+            self.pce.release(path, old.id)
+            if not current:
+                return "gone"
+            return self._down(old, f"re-route failed: {result.code}: {result.reason}")
+        self.db.save_lightpath(new)
+        self.lightpaths[new.id] = new
+        removed = self.installer.remove(old.cookie, flows.lightpath_dpids(self.topology, old))
+        if not removed.ok:
+            LOG.warning("re-route of %s left old entries on %s: %s", old.id, removed.unclean,
+                        removed.reason)
+        self.ted.release(old.links, old.wavelength, old.id)
+        elapsed = self.clock() - started
+        LOG.info("lightpath %s re-routed %s -> %s (λ %s -> %s) in %.1f ms", old.id,
+                 "-".join(old.route), "-".join(new.route), old.wavelength, new.wavelength,
+                 elapsed * 1e3)
+        self._update_gauges()
+        self.bus.publish("lightpath", {
+            "event": "rerouted", "lightpath": new.to_json(),
+            "old": {"route": list(old.route), "links": list(old.links),
+                    "wavelength": old.wavelength, "vlan_vid": old.vlan_vid,
+                    "cookie": f"{old.cookie:#018x}", "state": old.state},
+            "restoration_ms": round(elapsed * 1e3, 3)}, owner=new.owner)
+        return "rerouted"
+
+    def _reinstall(self, lp: Lightpath) -> str:
+        """A down lightpath whose route works again: its entries afresh, then up."""
+        dpids = flows.lightpath_dpids(self.topology, lp)
+        self.installer.remove(lp.cookie, dpids)
+        result = self.installer.install(lp.cookie, flows.lightpath_flows(self.topology, lp))
+        if self.lightpaths.get(lp.id) is not lp:
+            self.installer.remove(lp.cookie, dpids)  # torn down meanwhile
+            return "gone"
+        if not result.ok:
+            return self._down(lp, f"re-install failed: {result.code}: {result.reason}")
+        self._set_state(lp, UP)
+        return "reinstalled"
+
+    def _down(self, lp: Lightpath, reason: str) -> str:
+        if lp.state == UP:
+            self._set_state(lp, DOWN, reason)
+        LOG.warning("lightpath %s down: %s", lp.id, reason)
+        return "down"
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -142,7 +142,8 @@ class SmiController(ControllerBase):
 class NotFoundController(ControllerBase):
     """Registered last: any other path or method gets a JSON 404/405, not an HTML page."""
 
-    @route("not-found", "/{path:.*}")
+    # [\s\S]: '.' would not match a newline inside the path, leaving it to WebOb's HTML 404.
+    @route("not-found", r"/{path:[\s\S]*}")
     @handles_errors
     def not_found(self, req: Request, **_kw: Any) -> Response:
         """Answer unknown paths and methods."""

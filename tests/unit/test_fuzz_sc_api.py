@@ -22,7 +22,6 @@ import shutil
 import tempfile
 from collections import Counter
 from typing import Any, Optional
-from urllib.parse import unquote
 
 import pytest
 import schemathesis
@@ -132,17 +131,6 @@ def bound_stream(case: Any) -> None:
         case.query = query
 
 
-def known_finding(case: Any, response: Any) -> bool:
-    """The answers of the findings below (xfail tests): checked for 5xx only."""
-    content_type = (response.headers.get("content-type") or [""])[0]
-    # Finding 1: a newline inside an unrouted path misses the JSON catch-all.
-    if response.status_code == 404 and not content_type.startswith("application/json") \
-            and any("\n" in unquote(str(v)) for v in (case.path_parameters or {}).values()):
-        return True
-    # Finding 2: GET /alto/costmap/{unknown} answers the catch-all's 404, not documented.
-    return case.operation.path == "/alto/costmap/{map_id}" and response.status_code == 404
-
-
 # -- invariants -------------------------------------------------------------------------------
 
 def check_invariants(sc: Any) -> None:
@@ -192,9 +180,7 @@ def fuzz(sc: Any, op: Any, mode: GenerationMode) -> None:
         token = data.draw(token_for(op.path), label="token")
         response = case.call(app=sc.wsgi, headers={"Authorization": f"Bearer {token}"})
         STATUSES[op.method.upper(), op.path, response.status_code] += 1
-        if known_finding(case, response):
-            case.validate_response(response, checks=[not_a_server_error])
-        elif response.status_code in (413, 415):
+        if response.status_code in (413, 415):
             # Too large, wrong media type: refusals schemathesis does not count as such.
             case.validate_response(response, checks=CHECKS)
         else:
@@ -255,10 +241,6 @@ def test_wrong_credentials_are_refused_with_401(sc: Any, op: Any) -> None:
 
 # -- findings, each with its minimal request --------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding 1: POST /smi/v1/switches/1%0A/resync (a newline inside an unrouted path) misses "
-    "the catch-all route /{path:.*} ('.' skips newlines) and gets WebOb's text/plain 404, "
-    "not the documented JSON Error"))
 def test_finding_newline_in_path_gets_a_json_404(sc: Any) -> None:
     noc = sc.client(None, token=NOC)
     for path in ("/smi/v1/switches/1%0A/resync", "/asi/v1/x%0Ay"):
@@ -267,9 +249,6 @@ def test_finding_newline_in_path_gets_a_json_404(sc: Any) -> None:
         assert reply.content_type == "application/json", (path, reply.body)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding 2: GET /alto/costmap/nope answers 404 (catch-all, JSON Error) but the operation "
-    "documents only 200, 401 and 406"))
 def test_finding_unknown_cost_map_404_is_documented(sc: Any) -> None:
     reply = sc.client("ac1").get("/alto/costmap/nope")
     assert reply.status == 404
@@ -277,10 +256,6 @@ def test_finding_unknown_cost_map_404_is_documented(sc: Any) -> None:
     assert "404" in responses
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding 3: GET /asi/v1/events?max_seconds=-1 (also nan, inf) answers 200 and streams "
-    "(inf: for ever), where ALTO's /alto/updates refuses the same value with 400 "
-    "invalid-parameter; the spec gives no minimum"))
 @pytest.mark.parametrize("value", ["-1", "nan", "inf"])
 def test_finding_events_max_seconds_is_checked(sc: Any, value: str) -> None:
     if value == "inf":  # do not open an endless stream: the check is the same as for -1
