@@ -242,7 +242,8 @@ class ServiceAgent:
         An ``up`` lightpath whose route is broken is re-routed make-before-break;
         a ``down`` one is re-installed on its route when that works again, else
         re-routed. The outcome: ``"rerouted"``, ``"reinstalled"``, ``"down"`` (no
-        restoration path, or the install failed) or None (nothing to do).
+        restoration path, or the install failed), ``"gone"`` (torn down meanwhile) or
+        None (nothing to do).
         ``since``: when the failure was seen (``clock``), for the restoration time.
         """
         lp = self.lightpaths.get(lp_id)
@@ -282,11 +283,13 @@ class ServiceAgent:
             LOG.warning("re-route of %s left old entries on %s: %s", old.id, removed.unclean,
                         removed.reason)
         self.ted.release(old.links, old.wavelength, old.id)
+        self._update_gauges()
+        if self.lightpaths.get(new.id) is not new:
+            return "gone"  # torn down while the old entries were being removed
         elapsed = self.clock() - started
         LOG.info("lightpath %s re-routed %s -> %s (λ %s -> %s) in %.1f ms", old.id,
                  "-".join(old.route), "-".join(new.route), old.wavelength, new.wavelength,
                  elapsed * 1e3)
-        self._update_gauges()
         self.bus.publish("lightpath", {
             "event": "rerouted", "lightpath": new.to_json(),
             "old": {"route": list(old.route), "links": list(old.links),

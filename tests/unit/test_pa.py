@@ -135,7 +135,26 @@ def test_lldp_on_a_fibre_of_the_topology_marks_it_discovered(sc):
     assert pa.discovered == set(sc.core.ted.link_ids)
     pa.lldp_link((1, 3), (2, 3), False)
     assert "0-1" not in pa.discovered
-    assert "0-1" in usable(sc)  # LLDP confirms wiring; ports and switches make it usable
+
+
+def test_lldp_losing_a_confirmed_fibre_takes_it_down_until_seen_again(sc):
+    sc.connect_all()
+    pa = sc.core.pa
+    pa.lldp_link((1, 3), (2, 3), False)  # ports still live: a cut between them
+    assert "0-1" not in usable(sc)
+    assert active(sc) == [("link-down", "0-1")]
+    pa.lldp_link((1, 3), (2, 3), True)
+    assert "0-1" in usable(sc) and active(sc) == []
+    pa.lldp_link((1, 3), (2, 3), False)
+    pa.port_changed(1, 3, True)  # a port event at either end: the ports' state decides
+    assert "0-1" in usable(sc) and active(sc) == []
+
+
+def test_lldp_losing_a_fibre_it_never_saw_changes_nothing(sc):
+    for node in sc.topology.nodes:
+        sc.connect(node, discover=False)
+    sc.core.pa.lldp_link((1, 3), (2, 3), False)
+    assert usable(sc) == set(sc.core.ted.link_ids)
 
 
 @pytest.mark.parametrize("src, dst", [((1, 3), (3, 3)), ((1, 3), (2, 4)), ((1, 1), (2, 3)),
