@@ -266,3 +266,35 @@ class GlobalLoadBalancing(Strategy):
 # select it by name like the four above. `PathInfo.free_wavelengths` and the
 # `ServerState` utilisations are there for rules that weigh the current
 # scarcity of wavelengths against that of servers.
+
+
+@register
+class DistinctDcGlobalLoadBalancing(GlobalLoadBalancing):
+    """GLB-D: GLB over the least-loaded fitting server of each DC, so the K candidates differ in DC.
+
+    GLB's step 1 takes the K fitting servers of least A(s) wherever they are; identical
+    (e.g. idle) servers tie in `AppView` order, so the K often share one or two DCs and
+    step 2's network term has little to choose from. GLB-D first keeps, per DC, its fitting
+    server of least A(s) (the first in `AppView` order on ties), then runs GLB's two steps
+    unchanged over those: the K DCs whose best server is least loaded, then the least x.
+    Within one DC the servers share the node, hence the path and N, so the kept one has the
+    least x of them; dropping the others frees step 1's K places for other DCs. With K ≥
+    the number of DCs, step 1 keeps every DC with room.
+    """
+
+    name = "GLB-D"
+
+    def choose(self, src_node: str, demand: Demand, app: AppView,
+               net: NetworkView) -> Decision:
+        """GLB's choice among each DC's least-loaded fitting server (one evaluate call)."""
+        a = self.a
+        best: dict[str, tuple[float, ServerState]] = {}
+        for state in app.fitting(demand):
+            util = state.app_utilisation(a)
+            # Strict <: on equal A the first server in AppView order stays.
+            if state.dc not in best or util < best[state.dc][0]:
+                best[state.dc] = (util, state)
+        if not best:
+            return _no_server(demand, app)
+        return super().choose(src_node, demand, AppView(state for _, state in best.values()),
+                              net)

@@ -1,4 +1,4 @@
-"""SSE strategies (RB, AB, NB, GLB) and their views, on crafted states and on NSFNET."""
+"""SSE strategies (RB, AB, NB, GLB, GLB-D) and their views, on crafted states and on NSFNET."""
 import json
 import random
 
@@ -249,7 +249,7 @@ def test_rb_is_reproducible_for_a_seed_and_picks_only_fitting_servers():
 # -- registry -------------------------------------------------------------------------------
 
 def test_registry_and_parameters():
-    assert set(STRATEGIES) == {"RB", "AB", "NB", "GLB"}
+    assert set(STRATEGIES) == {"RB", "AB", "NB", "GLB", "GLB-D"}
     glb = get("glb", a=0.2, b=0.7, k=3)
     assert (glb.name, glb.a, glb.b, glb.k) == ("GLB", 0.2, 0.7, 3)
     assert repr(glb) == "GLB(a=0.2, b=0.7, k=3)"
@@ -373,3 +373,110 @@ def test_strategies_on_nsfnet_with_the_real_pce(nsfnet):
         assert (refusal.stratum, refusal.reason) == (NETWORK, "disconnected")
     assert get("AB").choose("0", demand, app, net).ok and get("RB").choose(
         "0", demand, app, net).ok
+
+
+# -- GLB-D (beyond GLB) ---------------------------------------------------------------------
+
+def dcs_three():
+    """dc1 (far, node 1) holds the two least-loaded servers; dc3 (node 3) is nearer."""
+    return AppView([server("a", "1", cpu_used=1, mem_used=1, dc="dc1"),     # A = 0.1
+                    server("b", "1", cpu_used=1, mem_used=1, dc="dc1"),     # A = 0.1
+                    server("c", "1", cpu_used=2, mem_used=2, dc="dc1"),     # A = 0.2
+                    server("d", "2", cpu_used=3, mem_used=3, dc="dc2"),     # A = 0.3
+                    server("e", "2", cpu_used=4, mem_used=4, dc="dc2"),     # A = 0.4
+                    server("f", "3", cpu_used=2, mem_used=2, dc="dc3")])    # A = 0.2
+
+
+def test_glb_d_follows_the_formula_over_one_server_per_dc():
+    app = dcs_three()
+    net = FakeNet({"1": ok(5), "2": ok(1), "3": ok(2)})
+    # GLB with K=2 takes a and b, both in dc1: step 2 has no network choice to make.
+    assert get("GLB", k=2).choose("0", SMALL, app, net).server.server == "a"
+    net.calls.clear()
+    choice = get("GLB-D", k=2).choose("0", SMALL, app, net)
+    # Per DC: a (0.1), d (0.3), f (0.2); the K=2 least loaded are a and f.
+    by_hand = {"a": x(0.5, 0.1, 0.2, 5, 5), "f": x(0.5, 0.2, 0.2, 2, 5)}     # 0.75, 0.70
+    assert min(by_hand, key=by_hand.get) == "f"
+    assert (choice.server.server, choice.path) == ("f", ok(2))
+    assert choice.details["x"] == pytest.approx(by_hand["f"])
+    assert (choice.details["A_max"], choice.details["N_max"]) == (0.2, 5.0)
+    assert choice.details["candidates"] == 2
+    assert net.calls == [("0", ["1", "3"])]            # one call, one node per DC
+    # K=3: d joins; A_max 0.3 and the x of each candidate change accordingly.
+    choice = get("GLB-D", k=3).choose("0", SMALL, app, net)
+    by_hand = {"a": x(0.5, 0.1, 0.3, 5, 5), "d": x(0.5, 0.3, 0.3, 1, 5),
+               "f": x(0.5, 0.2, 0.3, 2, 5)}           # 0.667, 0.600, 0.533
+    assert min(by_hand, key=by_hand.get) == "f" == choice.server.server
+    assert choice.details["x"] == pytest.approx(by_hand["f"])
+
+
+def test_glb_d_keeps_the_least_loaded_fitting_server_of_each_dc():
+    # dc1's least-loaded server does not fit the demand: its next one represents dc1.
+    app = AppView([server("a", "1", cpu_used=1, mem_used=1, cpu=2, dc="dc1"),
+                   server("b", "1", cpu_used=3, mem_used=3, dc="dc1"),
+                   server("c", "2", cpu_used=6, mem_used=6, dc="dc2")])
+    choice = get("GLB-D", b=1.0).choose("0", Demand(2, 1, 0), app, FakeNet(default=ok(1)))
+    assert (choice.server.server, choice.details["candidates"]) == ("b", 2)
+
+
+def test_glb_d_equals_glb_when_every_dc_has_one_server():
+    rng = random.Random(3)
+    for _ in range(200):
+        app = AppView([server(f"s{i}", str(i % 4), cpu_used=rng.randrange(10),
+                              mem_used=rng.randrange(10), dc=f"dc{i}") for i in range(6)])
+        net = FakeNet({str(n): (ok(rng.randrange(1, 5), te_cost=rng.uniform(1, 8))
+                                if rng.random() < 0.8 else bad("no-wavelength"))
+                       for n in range(1, 4)})
+        params = {"b": rng.choice([0.0, 0.3, 0.5, 1.0]), "k": rng.randrange(1, 7)}
+        demand = Demand(rng.randrange(1, 4), 1, 0)
+        glb = get("GLB", **params).choose("0", demand, app, net)
+        glb_d = get("GLB-D", **params).choose("0", demand, app, net)
+        assert glb == glb_d
+
+
+def test_glb_d_is_deterministic_whatever_the_input_order():
+    states = [server("z", "10"), server("b", "2", dc="dcB"), server("a", "2", dc="dcB"),
+              server("c", "3", dc="dcC"), server("y", "4")]
+    net = FakeNet({"2": ok(1), "3": ok(1), "4": ok(2), "10": ok(1)})
+    picks = set()
+    for seed in range(10):
+        shuffled = states[:]
+        random.Random(seed).shuffle(shuffled)
+        picks.add(get("GLB-D").choose("0", SMALL, AppView(shuffled), net).server.server)
+    assert picks == {"a"}       # dcB (node "2") before dcC (node "3"); in dcB, "a" before "b"
+
+
+def test_glb_d_refusals_and_parameters():
+    app = dcs_three()
+    refusal = get("GLB-D").choose("0", SMALL, app, FakeNet({"3": bad("no-wavelength")}))
+    assert (refusal.stratum, refusal.reason) == (NETWORK, "no-wavelength")
+    assert "3 candidate node(s)" in refusal.detail
+    refusal = get("GLB-D").choose("0", Demand(20, 0, 0), app, NoNet())
+    assert (refusal.stratum, refusal.reason) == (APPLICATION, NO_SERVER_FITS)
+    assert "6 server(s), 6 up" in refusal.detail
+    glb_d = get("glb-d", a=0.2, b=0.7, k=3)
+    assert repr(glb_d) == "GLB-D(a=0.2, b=0.7, k=3)"
+    for bad_params in ({"a": 1.5}, {"b": -0.1}, {"k": 0}):
+        with pytest.raises(ValueError):
+            get("GLB-D", **bad_params)
+
+
+def test_glb_d_on_nsfnet_sees_every_dc(nsfnet):
+    topo, pce, app, net = nsfnet
+    calls = []
+
+    class Counting:
+        def evaluate(self, src, dsts):
+            calls.append(list(dsts))
+            return net.evaluate(src, dsts)
+
+    demand = Demand(2, 8, 50)
+    for sid in ("dc1-s0", "dc1-s1", "dc1-s2", "dc1-s3", "dc4-s0"):
+        app.allocate(sid, Demand(1, 4, 0))
+    # GLB's five candidates are dc4's three idle servers and dc7's first two; GLB-D's are
+    # one server in each of the five DCs, evaluated in one call.
+    glb = get("GLB").choose("0", demand, app, net)
+    assert glb.details["candidates"] == 5 and glb.node in {"4", "7"}
+    choice = get("GLB-D").choose("0", demand, app, Counting())
+    assert len(calls) == 1 and len(set(calls[0])) == 5
+    assert choice.details["candidates"] == 5 and choice.ok
