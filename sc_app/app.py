@@ -77,10 +77,22 @@ class ServiceController(app_manager.RyuApp):
         return xid
 
     def resync(self, dpid: int) -> int:
-        """Re-send a switch its base and lightpath entries; the number of messages."""
-        msgs = self.core.pa.resync_messages(dpid)
-        self._send_all(dpid, msgs)
-        return len(msgs)
+        """Re-send a switch its base entries and reconcile its lightpath entries (waits).
+
+        Returns the number of messages sent.
+        """
+        base: list[Any] = list(flows.base_flows())
+        self._send_all(dpid, base)
+        result = self.core.reconciler.reconcile(dpid)
+        return len(base) + 1 + result.messages  # + the flow stats request
+
+    def _reconcile(self, dpid: int) -> None:
+        """A switch connected: reconcile its lightpath entries (in its own green thread)."""
+        try:
+            self.core.reconciler.reconcile(dpid)
+        except Exception:  # noqa: BLE001 - the switch keeps its entries; logged
+            LOG.exception("reconciliation of switch %s failed", dpid)
+            self.core.on_handler_failure("reconcile")
 
     def _send_all(self, dpid: int, msgs: list[Any]) -> None:
         for msg in msgs:
@@ -104,6 +116,7 @@ class ServiceController(app_manager.RyuApp):
         elif ev.state == DEAD_DISPATCHER and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
             self.core.installer.on_switch_down(dp.id)
+            self.core.reconciler.on_switch_down(dp.id)
             self.core.pa.switch_down(dp.id)
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
@@ -114,7 +127,16 @@ class ServiceController(app_manager.RyuApp):
             for port in ev.msg.body:
                 self.core.pa.port_changed(dp.id, port.port_no, _live(dp.ofproto, port))
             return
-        self._send_all(dp.id, self.core.pa.switch_up(dp.id, live))
+        msgs = self.core.pa.switch_up(dp.id, live)
+        self._send_all(dp.id, msgs)
+        if msgs:  # a switch of the topology: its lightpath entries are reconciled
+            hub.spawn(self._reconcile, dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev: Any) -> None:
+        msg = ev.msg
+        more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
+        self.core.reconciler.on_flow_stats(msg.datapath.id, msg.xid, msg.body, more)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev: Any) -> None:
@@ -139,6 +161,8 @@ class ServiceController(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:
         msg = ev.msg
+        if self.core.reconciler.on_error(msg.datapath.id, msg.xid, msg):
+            return
         if not self.core.installer.on_error(msg.datapath.id, msg.xid, msg):
             LOG.warning("OpenFlow error from %s (xid %s): type %s code %s", msg.datapath.id,
                         msg.xid, msg.type, msg.code)

@@ -1,7 +1,7 @@
 """The Service Controller's parts wired together, without Ryu.
 
-`ScCore` owns TED, SA-PCE, DBM, PA, SA, NRAE access, alarms, events and
-metrics for one topology. The Ryu application (`sc_app.app`) feeds it OpenFlow
+`ScCore` owns TED, SA-PCE, DBM, PA, flow reconciliation, SA, NRAE access,
+alarms, events and metrics for one topology. The Ryu application (`sc_app.app`) feeds it OpenFlow
 events and gives it a transport to the switches; tests give it a fake one.
 """
 from __future__ import annotations
@@ -12,13 +12,15 @@ from typing import Any, Callable, Mapping, Optional
 
 import eventlet
 
-from sc_app import nrae
+from sc_app import flows, nrae
 from sc_app.dbm import Database
 from sc_app.events import EventBus
 from sc_app.installer import FlowInstaller, Transport
+from sc_app.lightpath import DOWN, UP
 from sc_app.metrics import ScMetrics
 from sc_app.pa import Alarms, ProvisioningAgent
 from sc_app.pce import PCE
+from sc_app.reconcile import CookieTracker, Reconciler
 from sc_app.restoration import Restorer
 from sc_app.service import ServiceAgent
 from sc_app.ted import TED
@@ -51,10 +53,14 @@ class ScCore:
         self.pce = PCE(self.ted, k=k, order=path_order, policy=wavelength_policy, seed=seed)
         self.alarms = Alarms(self.db, self.bus, self.metrics)
         self.installer = FlowInstaller(transport, barrier_timeout=barrier_timeout)
-        self.service = ServiceAgent(topology, self.pce, self.db, self.installer, self.bus,
+        #: The SA's installs and removals go through it: reconciliation leaves their cookies.
+        self.tracker = CookieTracker(self.installer)
+        self.service = ServiceAgent(topology, self.pce, self.db, self.tracker, self.bus,
                                     self.metrics)
         self.pa = ProvisioningAgent(topology, self.ted, self.alarms, self.metrics,
                                     lambda: list(self.service.lightpaths.values()))
+        self.reconciler = Reconciler(transport, self.expected_flows, self.leave_cookie,
+                                     timeout=barrier_timeout)
         dropped = self.service.restore()
         if dropped:
             LOG.warning("dropped lightpaths that were not fully set up: %s", dropped)
@@ -63,6 +69,23 @@ class ScCore:
         LOG.info("SC ready: topology %s (%d nodes, %d links), %d lightpath(s) restored",
                  topology.name, len(topology.nodes), len(topology.links),
                  len(self.service.lightpaths))
+
+    def expected_flows(self, dpid: int) -> dict[int, list[Any]]:
+        """Cookie -> the messages each settled (up or down) lightpath needs on switch ``dpid``."""
+        out: dict[int, list[Any]] = {}
+        for lp in list(self.service.lightpaths.values()):
+            if lp.state in (UP, DOWN):
+                msgs = flows.lightpath_flows(self.topology, lp).get(dpid)
+                if msgs is not None:
+                    out[lp.cookie] = msgs
+        return out
+
+    def leave_cookie(self, cookie: int) -> bool:
+        """Whether reconciliation must leave a cookie alone: an operation is working on it."""
+        if self.tracker.busy(cookie):
+            return True
+        return any(lp.cookie == cookie and lp.state not in (UP, DOWN)
+                   for lp in list(self.service.lightpaths.values()))
 
     def view(self, name: str) -> dict[str, Any]:
         """An NRAE view by name (ValueError for an unknown one)."""

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from sc_app.lightpath import Endpoint, Lightpath, lightpath_cookie
+from sc_app.lightpath import Endpoint, Lightpath, Protection, lightpath_cookie
 
 SCHEMA_VERSION = 1
 SEVERITIES = ("critical", "major", "minor", "warning")  # ITU-T X.733
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS lightpaths (
     constraints TEXT NOT NULL,       -- JSON object
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    reason TEXT
+    reason TEXT,
+    protection TEXT                  -- JSON object, NULL when unprotected
 );
 CREATE INDEX IF NOT EXISTS lightpaths_owner ON lightpaths (owner);
 CREATE TABLE IF NOT EXISTS alarms (
@@ -67,7 +68,7 @@ CREATE TABLE IF NOT EXISTS config_snapshots (
 """
 _LP_COLUMNS = ("id", "owner", "service_type", "src", "dst", "src_endpoint", "dst_endpoint",
                "route", "links", "wavelength", "cookie", "state", "constraints", "created_at",
-               "updated_at", "reason")
+               "updated_at", "reason", "protection")
 
 
 class DatabaseError(RuntimeError):
@@ -103,7 +104,8 @@ def _lp_row(lp: Lightpath) -> tuple:
             json.dumps(lp.src_endpoint.to_json()), json.dumps(lp.dst_endpoint.to_json()),
             json.dumps(list(lp.route)), json.dumps(list(lp.links)), lp.wavelength, lp.cookie,
             lp.state, json.dumps(lp.constraints, sort_keys=True), lp.created_at, lp.updated_at,
-            lp.reason)
+            lp.reason,
+            None if lp.protection is None else json.dumps(lp.protection.to_json()))
 
 
 def _lp_from(row: sqlite3.Row) -> Lightpath:
@@ -114,7 +116,9 @@ def _lp_from(row: sqlite3.Row) -> Lightpath:
         route=tuple(json.loads(row["route"])), links=tuple(json.loads(row["links"])),
         wavelength=row["wavelength"], cookie=row["cookie"], state=row["state"],
         constraints=json.loads(row["constraints"]), created_at=row["created_at"],
-        updated_at=row["updated_at"], reason=row["reason"])
+        updated_at=row["updated_at"], reason=row["reason"],
+        protection=None if row["protection"] is None
+        else Protection.from_json(json.loads(row["protection"])))
 
 
 class Database:
@@ -145,6 +149,10 @@ class Database:
                 if statement.strip():
                     db.execute(statement)
             db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('lightpath', 0)")
+            # A database made before protection existed: the column is added, NULL for all.
+            columns = {row[1] for row in db.execute("PRAGMA table_info(lightpaths)")}
+            if "protection" not in columns:
+                db.execute("ALTER TABLE lightpaths ADD COLUMN protection TEXT")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager

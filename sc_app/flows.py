@@ -141,7 +141,13 @@ def _one_direction(topology: Topology, cookie: int, vid: Optional[int], src: End
 
 
 def lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
-    """All entries of ``lp``, both directions, keyed by dpid (every route node is a key)."""
+    """All entries of ``lp``, both directions, keyed by dpid (every route node is a key).
+
+    A protected lightpath (``lp.protection``) gets `protected_lightpath_flows`: its
+    fast-failover groups come first in each switch's list, before the entries using them.
+    """
+    if lp.protection is not None:
+        return protected_lightpath_flows(topology, lp)
     forward = _one_direction(topology, lp.cookie, lp.vlan_vid, lp.src_endpoint,
                              lp.dst_endpoint, lp.route, lp.links)
     reverse = _one_direction(topology, lp.cookie, lp.vlan_vid, lp.dst_endpoint,
@@ -150,6 +156,128 @@ def lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
     for node, msg in forward + reverse:
         by_dpid[topology.nodes[node].dpid].append(msg)
     return by_dpid
+
+
+#: Group ids of protected lightpaths: 2 * cookie serial + direction (0: src -> dst, 1: back).
+_MAX_GROUP_ID = ofp.OFPG_MAX
+_SERIAL_MASK = (1 << 48) - 1
+
+
+def protection_group_id(cookie: int, reverse: bool) -> int:
+    """The fast-failover group id of a lightpath's ingress in one direction (unique per both)."""
+    group_id = 2 * (cookie & _SERIAL_MASK) + int(reverse)
+    if not 0 < group_id <= _MAX_GROUP_ID:
+        raise ValueError(f"cookie {cookie:#x} gives no valid group id")
+    return group_id
+
+
+def _failover_group(group_id: int, buckets: list[tuple[int, int]]) -> parser.OFPGroupMod:
+    """An OFPGT_FF group: per (vid, port) a bucket tagging with ``vid`` out of ``port``,
+    watching ``port``; the switch uses the first bucket whose port is live."""
+    return parser.OFPGroupMod(None, ofp.OFPGC_ADD, ofp.OFPGT_FF, group_id, [
+        parser.OFPBucket(watch_port=port, watch_group=ofp.OFPG_ANY, actions=[
+            parser.OFPActionPushVlan(ether_types.ETH_TYPE_8021Q),
+            parser.OFPActionSetField(vlan_vid=vid | ofp.OFPVID_PRESENT),
+            parser.OFPActionOutput(port)])
+        for vid, port in buckets])
+
+
+#: The cookie given to the installer with group-only messages: no entry carries it, so a
+#: failed batch's rollback (a cookie DELETE) removes nothing.
+GROUP_BATCH_COOKIE = 0x4750 << 48
+
+
+def _ends(topology: Topology, lp: Lightpath, reverse: bool) -> tuple[str, int, int]:
+    """(ingress node, first working fibre port, first protection fibre port) of a direction."""
+    assert lp.protection is not None
+    w_route, w_links = ((lp.route[::-1], lp.links[::-1]) if reverse
+                        else (lp.route, lp.links))
+    prot = lp.protection
+    p_route, p_links = ((prot.route[::-1], prot.links[::-1]) if reverse
+                        else (prot.route, prot.links))
+    return (w_route[0], _fibre_ports(topology, w_route, w_links)[0][0],
+            _fibre_ports(topology, p_route, p_links)[0][0])
+
+
+def protection_group(topology: Topology, lp: Lightpath, reverse: bool,
+                     protection_first: bool = False,
+                     modify: bool = False) -> tuple[int, parser.OFPGroupMod]:
+    """(dpid, group mod) of one direction's fast-failover group at its ingress switch.
+
+    ``protection_first``: the protection bucket comes first (the SC's switch-over of an
+    end that cannot see the failure itself); else the working one does.
+    ``modify``: an OFPGC_MODIFY of the existing group instead of an ADD.
+    """
+    assert lp.protection is not None and lp.vlan_vid is not None
+    node, w_port, p_port = _ends(topology, lp, reverse)
+    buckets = [(lp.vlan_vid, w_port), (lp.protection.vlan_vid, p_port)]
+    if protection_first:
+        buckets.reverse()
+    group = _failover_group(protection_group_id(lp.cookie, reverse), buckets)
+    if modify:
+        group.command = ofp.OFPGC_MODIFY
+    return topology.nodes[node].dpid, group
+
+
+def delete_group(group_id: int) -> parser.OFPGroupMod:
+    """A group DELETE (the switch also removes the entries that use the group)."""
+    return parser.OFPGroupMod(None, ofp.OFPGC_DELETE, ofp.OFPGT_FF, group_id, [])
+
+
+def _is_ingress(msg: parser.MsgBase) -> bool:
+    return isinstance(msg, parser.OFPFlowMod) and PRIO_INGRESS <= msg.priority < PRIO_TRANSIT
+
+
+def protected_lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
+    """A protected lightpath's groups and entries, both directions, keyed by dpid.
+
+    Per direction, the ingress switch has one fast-failover group: bucket 1 pushes
+    the working VID and outputs to the working route's first fibre (watching that
+    port), bucket 2 pushes the protection VID towards the protection route's first
+    fibre (watching that one). The ingress entries apply the group. Transit and
+    egress entries exist on both routes (each with its own VID and in_port, so they
+    never overlap); the egress switch accepts either. The group comes first in
+    its switch's list: an entry naming a missing group would be refused.
+    """
+    prot = lp.protection
+    if prot is None or lp.vlan_vid is None:
+        raise ValueError(f"{lp.id} is not a protected lightpath")
+    by_dpid: FlowMessages = {topology.nodes[n].dpid: [] for n in (*lp.route, *prot.route)}
+    for reverse in (False, True):
+        src, dst = ((lp.dst_endpoint, lp.src_endpoint) if reverse
+                    else (lp.src_endpoint, lp.dst_endpoint))
+        w_route, w_links = ((lp.route[::-1], lp.links[::-1]) if reverse
+                            else (lp.route, lp.links))
+        p_route, p_links = ((prot.route[::-1], prot.links[::-1]) if reverse
+                            else (prot.route, prot.links))
+        group_id = protection_group_id(lp.cookie, reverse)
+        working = _one_direction(topology, lp.cookie, lp.vlan_vid, src, dst, w_route, w_links)
+        backup = _one_direction(topology, lp.cookie, prot.vlan_vid, src, dst, p_route, p_links)
+        ingress_dpid, group = protection_group(topology, lp, reverse)
+        by_dpid[ingress_dpid].append(group)
+        for node, msg in working:
+            if _is_ingress(msg):
+                msg = _flow_mod(lp.cookie, msg.priority, msg.match,
+                                [parser.OFPActionGroup(group_id)], msg.flags)
+            by_dpid[topology.nodes[node].dpid].append(msg)
+        for node, msg in backup:
+            if not _is_ingress(msg):
+                by_dpid[topology.nodes[node].dpid].append(msg)
+    # Groups before any entry on their switch (the ingress entries name them).
+    for msgs in by_dpid.values():
+        msgs.sort(key=lambda m: not isinstance(m, parser.OFPGroupMod))
+    return by_dpid
+
+
+def delete_protection_groups(topology: Topology, lp: Lightpath) -> FlowMessages:
+    """The group DELETEs of a protected lightpath's two ingress switches ({} if unprotected)."""
+    if lp.protection is None or lp.wavelength is None:
+        return {}
+    out: FlowMessages = {}
+    for reverse, node in ((False, lp.route[0]), (True, lp.route[-1])):
+        out.setdefault(topology.nodes[node].dpid, []).append(
+            delete_group(protection_group_id(lp.cookie, reverse)))
+    return out
 
 
 def split_for_reroute(messages: FlowMessages) -> tuple[FlowMessages, FlowMessages]:
@@ -177,8 +305,9 @@ def split_for_reroute(messages: FlowMessages) -> tuple[FlowMessages, FlowMessage
 
 
 def lightpath_dpids(topology: Topology, lp: Lightpath) -> frozenset[int]:
-    """The dpids of the switches a lightpath has entries on."""
-    return frozenset(topology.nodes[n].dpid for n in lp.route)
+    """The dpids of the switches a lightpath has entries on (both routes when protected)."""
+    nodes = lp.route if lp.protection is None else (*lp.route, *lp.protection.route)
+    return frozenset(topology.nodes[n].dpid for n in nodes)
 
 
 def delete_by_cookie(cookie: int, cookie_mask: int = ALL_ONES) -> parser.OFPFlowMod:

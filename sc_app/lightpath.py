@@ -240,6 +240,49 @@ def lightpath_cookie(serial: int) -> int:
     return LIGHTPATH_COOKIE_TAG | serial
 
 
+#: Protection modes of ASI's ``protection`` option: none, link-disjoint, SRLG-disjoint backup.
+PROTECTION_MODES = ("none", "link", "srlg")
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A protected lightpath's backup: a disjoint route with its own wavelength.
+
+    The working route stays in `Lightpath.route`; the ingress switches reach both
+    through a fast-failover group (see `sc_app.flows.protected_lightpath_flows`).
+    """
+
+    mode: str
+    route: tuple[str, ...]
+    links: tuple[str, ...]
+    wavelength: int
+
+    def __post_init__(self) -> None:
+        if self.mode not in PROTECTION_MODES[1:]:
+            raise ValueError(f"unknown protection mode {self.mode!r}")
+        if len(self.route) < 2 or len(self.links) != len(self.route) - 1:
+            raise ValueError(f"protection route {self.route} does not match links {self.links}")
+        if not 0 <= self.wavelength <= MAX_WAVELENGTH:
+            raise ValueError(f"protection wavelength {self.wavelength} not in 0..{MAX_WAVELENGTH}")
+
+    @property
+    def vlan_vid(self) -> int:
+        """The VLAN VID standing for the protection wavelength."""
+        return VID_BASE + self.wavelength
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (REST and DBM)."""
+        return {"mode": self.mode, "route": list(self.route), "links": list(self.links),
+                "hops": len(self.links), "wavelength": self.wavelength,
+                "vlan_vid": self.vlan_vid}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Protection":
+        """Inverse of `to_json`."""
+        return cls(str(data["mode"]), tuple(data["route"]), tuple(data["links"]),
+                   int(data["wavelength"]))
+
+
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
@@ -266,6 +309,8 @@ class Lightpath:
     created_at: float = field(default_factory=time.time)
     updated_at: float = 0.0
     reason: Optional[str] = None
+    #: The disjoint backup of a protected lightpath (None: unprotected).
+    protection: Optional[Protection] = None
 
     def __post_init__(self) -> None:
         if self.state not in TRANSITIONS:
@@ -281,6 +326,11 @@ class Lightpath:
             raise ValueError(f"{self.id}: wavelength {self.wavelength} not in 0..{MAX_WAVELENGTH}")
         if self.src_endpoint.node != self.route[0] or self.dst_endpoint.node != self.route[-1]:
             raise ValueError(f"{self.id}: route {self.route} does not join the endpoints")
+        if self.protection is not None and (
+                (self.protection.route[0], self.protection.route[-1])
+                != (self.route[0], self.route[-1])):
+            raise ValueError(f"{self.id}: protection route {self.protection.route} does not "
+                             "join the endpoints")
         if not self.updated_at:
             object.__setattr__(self, "updated_at", self.created_at)
 
@@ -316,4 +366,5 @@ class Lightpath:
             "state": self.state, "constraints": dict(self.constraints),
             "created": _iso(self.created_at), "updated": _iso(self.updated_at),
             "reason": self.reason,
+            "protection": None if self.protection is None else self.protection.to_json(),
         }

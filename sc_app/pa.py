@@ -1,9 +1,9 @@
 """PA: the SC's view of the switches (CSO draft §3.2, SCI §7.3), as plain state.
 
 Turns OpenFlow facts — a switch connected or gone, its ports live or not,
-LLDP seeing a fibre — into TED state and alarms, and says which messages a
-(re)connecting switch needs: base entries, stale lightpath entries removed,
-the recorded lightpaths re-installed. A fibre is operationally up when both
+LLDP seeing a fibre — into TED state and alarms, and gives a (re)connecting
+switch its base entries (its lightpath entries are reconciled by
+`sc_app.reconcile`). A fibre is operationally up when both
 its switches are connected and both its ports are live; LLDP confirms the
 wiring, and a discovered link that is not the file's fibre is an alarm, never
 a crash.
@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 from sc_app import flows
 from sc_app.dbm import Database
 from sc_app.events import EventBus
-from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK, Lightpath
+from sc_app.lightpath import Lightpath
 from sc_app.metrics import ScMetrics
 from sc_app.ted import TED
 from topologies.model import Topology
@@ -92,7 +92,10 @@ class ProvisioningAgent:
     # -- events -----------------------------------------------------------------------------
 
     def switch_up(self, dpid: int, live_ports: Iterable[int]) -> list[Any]:
-        """A switch connected: the messages to send it (base entries, lightpath resync)."""
+        """A switch connected: the messages to send it (its base entries).
+
+        Its lightpath entries are then reconciled (`sc_app.reconcile.Reconciler`).
+        """
         node = self.nodes_by_dpid.get(dpid)
         if node is None:
             self.alarms.raise_("unknown-switch", "minor", f"dpid {dpid}",
@@ -104,21 +107,7 @@ class ProvisioningAgent:
         self.ted.set_node_up(node.id, True)
         self.alarms.clear("switch-down", node.id)
         self._update_links_of(node.id)
-        return self.resync_messages(dpid)
-
-    def resync_messages(self, dpid: int) -> list[Any]:
-        """Base entries, every lightpath entry removed, then the recorded ones re-added.
-
-        Removing by the lightpath cookie tag clears entries of lightpaths that
-        no longer exist; re-adding the recorded ones restores any that are
-        missing. (Reconciliation that leaves correct entries untouched is a
-        later refinement.)
-        """
-        msgs: list[Any] = [flows.delete_by_cookie(LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK)]
-        msgs.extend(flows.base_flows())
-        for lp in self.lightpaths():
-            msgs.extend(flows.lightpath_flows(self.topology, lp).get(dpid, []))
-        return msgs
+        return list(flows.base_flows())
 
     def switch_down(self, dpid: int) -> None:
         """A switch disconnected."""

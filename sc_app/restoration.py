@@ -53,7 +53,8 @@ class Restorer:
             affected = [lp.id for lp in self.service.lightpaths.values() if lp.state == DOWN]
         else:
             affected = [lp.id for lp in self.service.lightpaths.values()
-                        if lp.state == UP and event.link in lp.links]
+                        if lp.state == UP and (event.link in lp.links or (
+                            lp.protection is not None and event.link in lp.protection.links))]
         for lp_id in affected:
             self.pending.setdefault(lp_id, now)
         if self.pending and self._worker is None:

@@ -20,9 +20,10 @@ from sc_app.dbm import Database
 from sc_app.events import EventBus
 from sc_app.installer import InstallResult
 from sc_app.lightpath import (DOWN, EndpointError, FAILED, INSTALLING, INVALID_ATTACHMENT,
-                              Lightpath, TEARING_DOWN, UP, Endpoint, resolve_endpoint)
+                              PROTECTION_MODES, Lightpath, Protection, TEARING_DOWN, UP,
+                              Endpoint, resolve_endpoint)
 from sc_app.metrics import ScMetrics
-from sc_app.pce import PCE, ConstraintError, Constraints, NoPath, Path
+from sc_app.pce import PCE, ConstraintError, Constraints, NoPath, Path, PathPair
 from sc_app.ted import TedError
 from topologies.model import Topology
 
@@ -49,6 +50,8 @@ ESTABLISH_SCHEMA = {
     "dst_node": Field("str", max_length=64),
     "service_type": Field("str", choices=SERVICE_TYPES),
     "label": Field("str", max_length=128),
+    # A disjoint backup path switched to by the ingress switch itself (fast-failover group).
+    "protection": Field("str", choices=PROTECTION_MODES),
     **CONSTRAINT_FIELDS,
 }
 EVALUATE_SCHEMA = {
@@ -86,6 +89,9 @@ class ServiceAgent:
         self.metrics = metrics
         self.clock = clock
         self.lightpaths: dict[str, Lightpath] = {lp.id: lp for lp in db.list_lightpaths()}
+        #: Protected lightpaths' directions (reverse?) whose group the SC turned
+        #: protection-first (in memory: a restart goes back to working-first).
+        self.switched: dict[str, set[bool]] = {}
         self._update_gauges()
 
     # -- start-up ---------------------------------------------------------------------------
@@ -93,8 +99,9 @@ class ServiceAgent:
     def restore(self) -> list[str]:
         """Re-occupy the wavelengths of every recorded lightpath (before serving requests).
 
-        A lightpath still ``installing`` was cut short by a crash: it is dropped
-        (its stray entries are removed when its switches reconnect). Returns the
+        A lightpath still ``installing`` (or being torn down) was cut short by a
+        crash: it is dropped, and its stray entries are removed when its switches
+        reconnect and are reconciled (`sc_app.reconcile`): fully gone. Returns the
         ids of lightpaths that could not be restored (and were dropped).
         """
         dropped = []
@@ -107,6 +114,9 @@ class ServiceAgent:
                 continue  # a local connection holds no wavelength
             try:
                 self.pce.restore(lp.route, lp.wavelength, lp.id, lp.links)
+                if lp.protection is not None:
+                    self.pce.restore(lp.protection.route, lp.protection.wavelength, lp.id,
+                                     lp.protection.links)
             except TedError as exc:
                 LOG.error("cannot restore %s: %s", lp.id, exc)
                 self.db.raise_alarm("restore-failed", "major", lp.id, str(exc))
@@ -125,22 +135,36 @@ class ServiceAgent:
         dst = self._endpoint(req["dst"], "dst", req.get("dst_node"))
         constraints = self._constraints(req)
         self._check_overlap(owner, src, dst)
+        mode = req.get("protection", "none")
+        if mode != "none" and src.node == dst.node:
+            raise ApiError(422, "invalid-constraint",
+                           "a local connection (both endpoints at one node) has no path to "
+                           "protect", field="protection")
         lp_id, cookie = self.db.next_ids()
-        path = self._reserve(lp_id, src, dst, constraints)
-        route, links, wavelength = ((src.node,), (), None) if path is None else (
-            path.route, path.links, path.wavelength)
+        if mode == "none":
+            path: Optional[Path | PathPair] = self._reserve(lp_id, src, dst, constraints)
+        else:
+            path = self._reserve_pair(lp_id, src, dst, constraints, mode)
+        working = path.working if isinstance(path, PathPair) else path
+        route, links, wavelength = ((src.node,), (), None) if working is None else (
+            working.route, working.links, working.wavelength)
+        protection = None if not isinstance(path, PathPair) else Protection(
+            mode, path.protection.route, path.protection.links, path.protection.wavelength)
         lp = Lightpath(id=lp_id, owner=owner, service_type=req.get("service_type", "generic"),
                        src=req["src"], dst=req["dst"], src_endpoint=src, dst_endpoint=dst,
                        route=route, links=links, wavelength=wavelength,
-                       cookie=cookie, state=INSTALLING, constraints=constraints.to_dict())
+                       cookie=cookie, state=INSTALLING, constraints=constraints.to_dict(),
+                       protection=protection)
         try:
             self.db.save_lightpath(lp)
             self.lightpaths[lp.id] = lp
             result = self.installer.install(cookie, flows.lightpath_flows(self.topology, lp))
         except Exception:
+            self._remove_groups(lp)
             self._give_back(lp, path)
             raise
         if not result.ok:
+            self._remove_groups(lp)  # the installer's rollback removes the entries only
             self._give_back(lp, path)
             self.metrics.blocked.labels(reason=result.code or "install-failed").inc()
             raise ApiError(503, "install-failed", result.code or "install-failed",
@@ -180,6 +204,28 @@ class ServiceAgent:
                            detail=path.detail)
         return path
 
+    def _reserve_pair(self, lp_id: str, src: Endpoint, dst: Endpoint, constraints: Constraints,
+                      mode: str) -> PathPair:
+        """A disjoint working/protection pair, both wavelengths held; ApiError when none."""
+        try:
+            pair = self.pce.reserve_pair(src.node, dst.node, constraints, mode, owner=lp_id)
+        except ConstraintError as exc:
+            raise ApiError(422, "invalid-constraint", str(exc)) from None
+        if isinstance(pair, NoPath):
+            self.metrics.blocked.labels(reason=pair.reason).inc()
+            raise ApiError(NO_PATH_STATUS.get(pair.reason, 409), "no-path", pair.reason,
+                           detail=pair.detail)
+        return pair
+
+    def _remove_groups(self, lp: Lightpath) -> None:
+        """Delete a protected lightpath's fast-failover groups (after its entries)."""
+        groups = flows.delete_protection_groups(self.topology, lp)
+        if not groups:
+            return
+        result = self.installer.install(flows.GROUP_BATCH_COOKIE, groups)
+        if not result.ok:
+            LOG.warning("groups of %s left on %s: %s", lp.id, result.dpid, result.reason)
+
     def teardown(self, owner: str, lp_id: str) -> Lightpath:
         """Remove an AC's lightpath: its entries on every switch, then its wavelength."""
         lp = self.get(owner, lp_id)
@@ -192,6 +238,8 @@ class ServiceAgent:
             # unreachable switch are stale and removed when it reconnects.
             LOG.warning("teardown of %s left entries on %s: %s", lp.id, result.unclean,
                         result.reason)
+        self._remove_groups(lp)
+        self.switched.pop(lp.id, None)
         self._forget(lp)
         self._publish(lp, "deleted")
         return lp
@@ -249,6 +297,8 @@ class ServiceAgent:
         lp = self.lightpaths.get(lp_id)
         if lp is None or lp.state not in (UP, DOWN) or lp.wavelength is None:
             return None
+        if lp.protection is not None:
+            return self._recover_protected(lp)
         if all(self.ted.usable(link) for link in lp.links):
             return None if lp.state == UP else self._reinstall(lp)
         path = self.pce.reserve(lp.route[0], lp.route[-1],
@@ -256,6 +306,50 @@ class ServiceAgent:
         if isinstance(path, NoPath):
             return self._down(lp, f"no restoration path: {path.reason}")
         return self._reroute(lp, path, since)
+
+    def _recover_protected(self, lp: Lightpath) -> Optional[str]:
+        """A protected lightpath is never re-routed: its switches fail over by themselves.
+
+        Up while either route is whole (its entries stay as they are); down when both
+        are broken; up again, with its entries untouched, once either is whole again.
+        A fast-failover group sees only its own switch's ports: the ingress next to a
+        broken working fibre fails over by itself; an ingress that cannot see the
+        break (the far end, or any break in the middle of the route) is turned
+        protection-first by one group MODIFY from here (no flow mod). Non-revertive:
+        it stays on protection until the protection route breaks.
+        """
+        assert lp.protection is not None
+        w_ok, p_ok = (all(self.ted.usable(link) for link in links)
+                      for links in (lp.links, lp.protection.links))
+        if not (w_ok or p_ok):
+            return self._down(lp, "working and protection routes both broken")
+        switched = self.switched.setdefault(lp.id, set())
+        changes = {}
+        for reverse in (False, True):
+            first = lp.links[-1] if reverse else lp.links[0]
+            if reverse not in switched and not w_ok and self.ted.usable(first):
+                changes[reverse] = True  # this end cannot see the break: turn it
+            elif reverse in switched and not p_ok and w_ok:
+                changes[reverse] = False  # non-revertive: back only when protection breaks
+        if changes:
+            messages: dict[int, list] = {}
+            for reverse, protection_first in changes.items():
+                dpid, group = flows.protection_group(self.topology, lp, reverse,
+                                                     protection_first, modify=True)
+                messages.setdefault(dpid, []).append(group)
+            result = self.installer.install(flows.GROUP_BATCH_COOKIE, messages)
+            if not result.ok:
+                LOG.warning("switch-over of %s failed on %s: %s", lp.id, result.dpid,
+                            result.reason)
+            for reverse, protection_first in changes.items():
+                (switched.add if protection_first else switched.discard)(reverse)
+        LOG.info("protected lightpath %s: working %s, protection %s, %s", lp.id,
+                 "whole" if w_ok else "broken", "whole" if p_ok else "broken",
+                 f"groups turned {changes}" if changes else "groups unchanged")
+        if lp.state == DOWN:
+            self._set_state(lp, UP)
+            return "reinstalled"
+        return "switched" if changes else None
 
     def _reroute(self, old: Lightpath, path: Path, since: Optional[float]) -> str:
         """Make-before-break: new transit/egress, then ingress swapped, then old entries out."""
@@ -347,7 +441,7 @@ class ServiceAgent:
                     raise ApiError(409, "endpoint-in-use",
                                    f"{whose} already carries traffic between these endpoints")
 
-    def _give_back(self, lp: Lightpath, path: Optional[Path]) -> None:
+    def _give_back(self, lp: Lightpath, path: Optional[Path | PathPair]) -> None:
         if path is not None:
             self.pce.release(path, lp.id)
         self.lightpaths.pop(lp.id, None)
@@ -360,6 +454,11 @@ class ServiceAgent:
                 self.ted.release(lp.links, lp.wavelength, lp.id)
             except TedError:
                 pass  # never restored (dropped at start-up): nothing held
+        if lp.protection is not None:
+            try:
+                self.ted.release(lp.protection.links, lp.protection.wavelength, lp.id)
+            except TedError:
+                pass
         self.lightpaths.pop(lp.id, None)
         self.db.delete_lightpath(lp.id)
         self._update_gauges()

@@ -9,8 +9,12 @@ priority replaced, ``OFPFF_CHECK_OVERLAP``), MODIFY/MODIFY_STRICT (no insert),
 DELETE/DELETE_STRICT with cookie masks, ``out_port``/``out_group`` and
 ``OFPTT_ALL``; match prerequisites and wildcards; priority order; VLAN VIDs
 with ``OFPVID_PRESENT``; actions push_vlan, set_field vlan_vid and eth_dst, pop_vlan
-and output (physical, CONTROLLER, IN_PORT). Anything else raises
-NotImplementedError, so a test never passes by silently ignoring a feature.
+and output (physical, CONTROLLER, IN_PORT); fast-failover groups (OFPGT_FF, §5.6.1:
+ADD/MODIFY/DELETE, buckets watching ports, the group action, a DELETE also removing
+the entries that use the group) with port liveness (`FlowTable.down_ports`: the first
+bucket whose watch port is live is used; nothing leaves through a down port).
+Anything else raises NotImplementedError, so a test never passes by silently
+ignoring a feature.
 """
 from __future__ import annotations
 
@@ -135,7 +139,7 @@ def _actions(instructions) -> tuple:
     return tuple(actions)
 
 
-def _check_actions(fields: dict, actions: tuple) -> None:
+def _check_actions(fields: dict, actions: tuple, groups: Optional[dict] = None) -> None:
     """Action/match consistency as a switch checks it when the entry is added."""
     vid = fields.get("vlan_vid")
     tagged = vid is not None and vid[0] & vid[1] & ofp.OFPVID_PRESENT != 0
@@ -165,6 +169,10 @@ def _check_actions(fields: dict, actions: tuple) -> None:
             if action.port == 0 or (action.port > ofp.OFPP_MAX and action.port not in
                                     (ofp.OFPP_CONTROLLER, ofp.OFPP_IN_PORT)):
                 raise NotImplementedError(f"output to port {action.port:#x}")
+        elif isinstance(action, parser.OFPActionGroup):
+            if groups is None or action.group_id not in groups:
+                raise OFError(ofp.OFPET_BAD_ACTION, ofp.OFPBAC_BAD_OUT_GROUP,
+                              f"group {action.group_id} does not exist")
         else:
             raise NotImplementedError(f"action {action}")
 
@@ -179,11 +187,34 @@ class Entry:
     actions: tuple
     cookie: int
     flags: int = 0
+    #: The match as the ADD gave it (what flow stats report) and the packets that hit it.
+    match: Optional[parser.OFPMatch] = None
+    packet_count: int = 0
+
+    def stats(self) -> parser.OFPFlowStats:
+        """The entry as an OFPFlowStats reply reports it."""
+        instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, list(self.actions))
+                        ] if self.actions else []
+        return parser.OFPFlowStats(self.table_id, 0, 0, self.priority, 0, 0, self.flags,
+                                   self.cookie, self.packet_count, 0, self.match, instructions)
 
     def outputs_to(self, port: int) -> bool:
         """Whether an output action names ``port`` (DELETE's out_port filter)."""
         return any(isinstance(a, parser.OFPActionOutput) and a.port == port
                    for a in self.actions)
+
+    def uses_group(self, group_id: int) -> bool:
+        """Whether a group action names ``group_id`` (DELETE's out_group filter)."""
+        return any(isinstance(a, parser.OFPActionGroup) and a.group_id == group_id
+                   for a in self.actions)
+
+
+@dataclass
+class Group:
+    """One group: its type and its buckets as (watch_port, actions)."""
+
+    type: int
+    buckets: list[tuple[int, tuple]]
 
 
 class FlowTable:
@@ -192,6 +223,9 @@ class FlowTable:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.packet_outs: list[parser.OFPPacketOut] = []
+        self.groups: dict[int, Group] = {}
+        #: Ports whose link is down: not live for a group's watch, nothing output there.
+        self.down_ports: set[int] = set()
 
     def apply(self, msg: parser.MsgBase) -> None:
         """Process one message as the switch would; raises `OFError` for an error reply."""
@@ -200,17 +234,53 @@ class FlowTable:
                        ofp.OFPFC_MODIFY_STRICT: self._modify, ofp.OFPFC_DELETE: self._delete,
                        ofp.OFPFC_DELETE_STRICT: self._delete}[msg.command]
             handler(msg)
+        elif isinstance(msg, parser.OFPGroupMod):
+            self._group_mod(msg)
         elif isinstance(msg, parser.OFPPacketOut):
             self.packet_outs.append(msg)
         elif not isinstance(msg, parser.OFPBarrierRequest):
             raise NotImplementedError(f"message {type(msg).__name__}")
+
+    def _group_mod(self, msg: parser.OFPGroupMod) -> None:
+        if msg.command == ofp.OFPGC_DELETE:
+            doomed = set(self.groups) if msg.group_id == ofp.OFPG_ALL else {msg.group_id}
+            for group_id in doomed:
+                self.groups.pop(group_id, None)  # an unknown group is no error
+            self.entries = [e for e in self.entries
+                            if not any(e.uses_group(g) for g in doomed)]
+            return
+        if msg.type != ofp.OFPGT_FF:
+            raise NotImplementedError(f"group type {msg.type}")
+        if msg.group_id > ofp.OFPG_MAX:
+            raise OFError(ofp.OFPET_GROUP_MOD_FAILED, ofp.OFPGMFC_INVALID_GROUP, "group id")
+        buckets = []
+        for bucket in msg.buckets:
+            if bucket.watch_port in (0, ofp.OFPP_ANY):
+                raise OFError(ofp.OFPET_GROUP_MOD_FAILED, ofp.OFPGMFC_BAD_WATCH,
+                              "fast-failover bucket without a watch port")
+            actions = tuple(bucket.actions)
+            _check_actions({}, actions, self.groups)
+            buckets.append((bucket.watch_port, actions))
+        exists = msg.group_id in self.groups
+        if msg.command == ofp.OFPGC_ADD and exists:
+            raise OFError(ofp.OFPET_GROUP_MOD_FAILED, ofp.OFPGMFC_GROUP_EXISTS, "group exists")
+        if msg.command == ofp.OFPGC_MODIFY and not exists:
+            raise OFError(ofp.OFPET_GROUP_MOD_FAILED, ofp.OFPGMFC_UNKNOWN_GROUP, "no group")
+        self.groups[msg.group_id] = Group(msg.type, buckets)
+
+    def live_bucket(self, group_id: int) -> Optional[tuple]:
+        """The actions of a fast-failover group's first live bucket; None when none is."""
+        for watch_port, actions in self.groups[group_id].buckets:
+            if watch_port not in self.down_ports:
+                return actions
+        return None
 
     def _add(self, msg: parser.OFPFlowMod) -> None:
         if msg.table_id > ofp.OFPTT_MAX:
             raise OFError(ofp.OFPET_FLOW_MOD_FAILED, ofp.OFPFMFC_BAD_TABLE_ID, "ADD to OFPTT_ALL")
         fields = _normalise(msg.match)
         actions = _actions(msg.instructions)
-        _check_actions(fields, actions)
+        _check_actions(fields, actions, self.groups)
         same_band = [e for e in self.entries
                      if e.table_id == msg.table_id and e.priority == msg.priority]
         if msg.flags & ofp.OFPFF_CHECK_OVERLAP and any(_overlap(e.fields, fields)
@@ -220,7 +290,15 @@ class FlowTable:
         self.entries = [e for e in self.entries if not (
             e.table_id == msg.table_id and e.priority == msg.priority and e.fields == fields)]
         self.entries.append(Entry(msg.table_id, msg.priority, fields, actions, msg.cookie,
-                                  msg.flags))
+                                  msg.flags, msg.match))
+
+    def flow_stats(self, msg: parser.OFPFlowStatsRequest) -> list[parser.OFPFlowStats]:
+        """Flow stats of the entries a request selects (table, cookie under its mask)."""
+        if msg.out_port != ofp.OFPP_ANY or msg.out_group != ofp.OFPG_ANY or list(msg.match.items()):
+            raise NotImplementedError("flow stats filtered by port, group or match")
+        return [e.stats() for e in self.entries
+                if (msg.table_id == ofp.OFPTT_ALL or e.table_id == msg.table_id)
+                and not (e.cookie ^ msg.cookie) & msg.cookie_mask]
 
     def _select(self, msg: parser.OFPFlowMod, strict: bool) -> list[Entry]:
         fields = _normalise(msg.match)
@@ -240,13 +318,13 @@ class FlowTable:
     def _modify(self, msg: parser.OFPFlowMod) -> None:
         actions = _actions(msg.instructions)
         for entry in self._select(msg, msg.command == ofp.OFPFC_MODIFY_STRICT):
-            _check_actions(entry.fields, actions)
+            _check_actions(entry.fields, actions, self.groups)
             entry.actions = actions  # OF1.3: the cookie is left unchanged
 
     def _delete(self, msg: parser.OFPFlowMod) -> None:
         doomed = [e for e in self._select(msg, msg.command == ofp.OFPFC_DELETE_STRICT)
                   if (msg.out_port == ofp.OFPP_ANY or e.outputs_to(msg.out_port))
-                  and msg.out_group == ofp.OFPG_ANY]  # no group actions exist here
+                  and (msg.out_group == ofp.OFPG_ANY or e.uses_group(msg.out_group))]
         self.entries = [e for e in self.entries if all(e is not d for d in doomed)]
 
     def lookup(self, in_port: int, packet: Packet, table_id: int = 0) -> Optional[Entry]:
@@ -283,10 +361,19 @@ class Trace:
     looped: bool = False
 
 
-def _run_actions(actions: tuple, packet: Packet) -> list[tuple[int, Packet]]:
-    """(port, packet as output) for each output action, applying the others in order."""
+def _run_actions(actions: tuple, packet: Packet,
+                 table: Optional["FlowTable"] = None) -> list[tuple[int, Packet]]:
+    """(port, packet as output) for each output action, applying the others in order.
+
+    A group action runs the live bucket of ``table``'s group on a copy of the packet.
+    """
     outputs = []
     for action in actions:
+        if isinstance(action, parser.OFPActionGroup):
+            bucket = None if table is None else table.live_bucket(action.group_id)
+            if bucket is not None:
+                outputs.extend(_run_actions(bucket, packet, table))
+            continue
         if isinstance(action, parser.OFPActionPushVlan):
             # The new tag copies the VID of the current outer tag, else 0.
             packet = replace(packet, vlans=(packet.vlans[:1] or (0,)) + packet.vlans)
@@ -326,6 +413,23 @@ class FakeNetwork:
         errors = [self.send(dpid, msg) for dpid, msgs in messages.items() for msg in msgs]
         return [e for e in errors if e is not None]
 
+    def set_port(self, dpid: int, port: int, up: bool) -> None:
+        """Port liveness as the switch sees its link (fast-failover watches it)."""
+        if up:
+            self.table(dpid).down_ports.discard(port)
+        else:
+            self.table(dpid).down_ports.add(port)
+
+    def cut(self, topology: Topology, link_id: str, up: bool = False) -> None:
+        """A fibre cut (or repaired): both its ports down (or up)."""
+        link = topology.link(link_id)
+        self.set_port(topology.nodes[link.a].dpid, link.a_port, up)
+        self.set_port(topology.nodes[link.b].dpid, link.b_port, up)
+
+    def groups(self, dpid: int) -> dict[int, Group]:
+        """Groups on ``dpid``."""
+        return self.table(dpid).groups
+
     def cookies(self, dpid: int) -> set[int]:
         """Cookies of the entries on ``dpid``."""
         return {e.cookie for e in self.table(dpid).entries}
@@ -351,7 +455,8 @@ class FakeNetwork:
                 trace.dropped.append(state)
                 continue
             trace.hit.append((here, entry))
-            for port, out in _run_actions(entry.actions, pkt):
+            entry.packet_count += 1
+            for port, out in _run_actions(entry.actions, pkt, self.table(here)):
                 if port == ofp.OFPP_CONTROLLER:
                     trace.to_controller.append((here, out))
                     continue
@@ -360,6 +465,9 @@ class FakeNetwork:
                 elif port == port_in:
                     # OF1.3: output to the ingress port only via OFPP_IN_PORT.
                     trace.dropped.append((here, port_in, out))
+                    continue
+                if port in self.table(here).down_ports:
+                    trace.dropped.append((here, port, out))  # the link is down
                     continue
                 if (here, port) in peer:
                     (far, far_port), link_id = peer[(here, port)]

@@ -34,11 +34,13 @@ ensure_eventlet_compat()  # ryu.app.wsgi imports eventlet.wsgi.ALREADY_HANDLED
 from ryu.app.wsgi import WSGIApplication  # noqa: E402
 
 from fake_of13 import FakeNetwork, OFError, Packet, Trace, ipv4  # noqa: E402
+from sc_app import flows  # noqa: E402
 from sc_app.alto_api import AltoController, alto_data  # noqa: E402
 from sc_app.asi import AsiController  # noqa: E402
 from sc_app.core import ScCore  # noqa: E402
 from sc_app.installer import FlowInstaller, SwitchUnreachable  # noqa: E402
 from sc_app.lightpath import resolve_endpoint  # noqa: E402
+from sc_app.reconcile import Reconciler  # noqa: E402
 from sc_app.smi import NotFoundController, SmiController  # noqa: E402
 from topologies.loader import load  # noqa: E402
 from topologies.model import DC_PORT, USER_PORT, Topology  # noqa: E402
@@ -62,6 +64,8 @@ class SwitchTransport:
     def __init__(self, net: FakeNetwork):
         self.net = net
         self.installer: Optional[FlowInstaller] = None
+        #: Where flow stats replies go (the core's `Reconciler`).
+        self.reconciler: Optional[Reconciler] = None
         #: dpids without a datapath: `send` raises SwitchUnreachable.
         self.absent: set[int] = set()
         #: dpids that take messages but never answer (not even a barrier).
@@ -80,6 +84,11 @@ class SwitchTransport:
         xid = next(self._xids)
         self.sent.append((dpid, msg))
         if dpid in self.silent:
+            return xid
+        if isinstance(msg, parser.OFPFlowStatsRequest):
+            if self.reconciler is not None:
+                self._reply(self.reconciler.on_flow_stats, dpid, xid,
+                            self.net.table(dpid).flow_stats(msg), False)
             return xid
         error = self.refuse.get(dpid) if _is_add(msg) else None
         if error is None:
@@ -230,6 +239,8 @@ class Sc:
         msgs = self.core.pa.switch_up(dpid, live)
         for msg in msgs:
             self.transport.send(dpid, msg)
+        if msgs:  # then its lightpath entries are reconciled, as the Ryu app does
+            self.core.reconciler.reconcile(dpid)
         if discover:
             self.discover_links()
         return msgs
@@ -254,14 +265,15 @@ class Sc:
         dpid = self.dpid(node_id)
         self.transport.absent.add(dpid)
         self.core.installer.on_switch_down(dpid)
+        self.core.reconciler.on_switch_down(dpid)
         self.core.pa.switch_down(dpid)
 
     def resync(self, dpid: int) -> int:
-        """What ``ServiceController.resync`` does: re-send a switch its entries."""
-        msgs = self.core.pa.resync_messages(dpid)
+        """What ``ServiceController.resync`` does: base entries, then reconciliation."""
+        msgs = flows.base_flows()
         for msg in msgs:
             self.transport.send(dpid, msg)
-        return len(msgs)
+        return len(msgs) + 1 + self.core.reconciler.reconcile(dpid).messages
 
     # -- REST -------------------------------------------------------------------------------
 
@@ -336,6 +348,7 @@ def make_sc(state_dir: str, topology: str = "ring", tokens: Optional[dict[str, s
     core = ScCore(load(topology), state_dir, TOKENS if tokens is None else tokens, transport,
                   barrier_timeout=barrier_timeout, **core_kwargs)
     transport.installer = core.installer
+    transport.reconciler = core.reconciler
     sc = Sc(core, net, transport, WSGIApplication())
     register_controllers(sc.wsgi, core, sc.resync, smi_tokens, alto_auth)
     if connect:

@@ -9,7 +9,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from fake_of13 import ETH_ARP, ETH_IPV6, ETH_LLDP, FakeNetwork, Packet, ipv4
-from sc_app import flows
+from sc_app import flows, reconcile
 from sc_app.lightpath import LIGHTPATH_COOKIE_TAG
 from sc_harness import all_ports, fibre_ports, make_sc, state_dir  # noqa: F401 (fixture)
 
@@ -52,6 +52,10 @@ def test_switch_up_gets_base_entries_that_send_lldp_and_arp_up_and_drop_the_rest
     msgs = sc.core.pa.switch_up(1, all_ports(sc.topology, "0"))
     assert net.send_all({1: msgs}) == []
     assert 1 in sc.core.pa.connected
+    # Then reconciliation: the lightpath entry no recorded lightpath owns goes.
+    stats = [e.stats() for e in table.entries if e.cookie >> 48 == LIGHTPATH_COOKIE_TAG >> 48]
+    todo = reconcile.plan(sc.core.expected_flows(1), stats, sc.core.leave_cookie)
+    assert net.send_all({1: todo.messages()}) == []
     lldp = net.forward(sc.topology, 1, 3, Packet(ETH_LLDP))
     assert [dpid for dpid, _pkt in lldp.to_controller] == [1]
     arp = net.forward(sc.topology, 1, 1, Packet(ETH_ARP))

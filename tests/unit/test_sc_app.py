@@ -52,6 +52,13 @@ class FakeDatapath:
         self.sent.append(msg)
         if isinstance(msg, parser.OFPPortDescStatsRequest):
             return  # the test plays the reply (`port_desc`)
+        if isinstance(msg, parser.OFPFlowStatsRequest):
+            reply = parser.OFPFlowStatsReply(self, body=self.net.table(self.id).flow_stats(msg),
+                                             flags=0)
+            reply.xid = msg.xid
+            eventlet.spawn(self._deliver, self.app._flow_stats,
+                           ofp_event.EventOFPFlowStatsReply(reply))
+            return
         refused = (self.refuse is not None and isinstance(msg, parser.OFPFlowMod)
                    and msg.command == ofp.OFPFC_ADD)
         error = self.refuse if refused else self.net.send(self.id, msg)
@@ -176,7 +183,8 @@ def test_a_datapath_without_an_id_is_ignored(rig):
 def test_the_port_description_brings_the_switch_up_with_its_base_entries(rig):
     dp = rig.connect("0")
     flow_mods = dp.of_type(parser.OFPFlowMod)
-    assert len(flow_mods) >= 5  # stale lightpaths removed, then the base entries
+    assert len(flow_mods) == 4  # the base entries; then its lightpath entries are read
+    wait_for(lambda: dp.of_type(parser.OFPFlowStatsRequest), "the flow stats request")
     assert rig.app.core.pa.connected == {1}
     assert rig.app.core.pa.live_ports[1] == {1, 2, 3, 4}  # OFPP_LOCAL is no port of ours
     assert rig.net.forward(rig.app.core.topology, 1, 1, ipv4("10.1.0.1", "10.1.3.1")).dropped
