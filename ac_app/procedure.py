@@ -374,6 +374,11 @@ class Procedure:
         return self._release(record, "deleted" if record.owner == user.name
                              else f"deleted by {user.name}")
 
+    def release(self, record: Record, why: str) -> Record:
+        """Release an active request for the AC itself (e.g. its DC failed): ``why`` is kept
+        as its ``end_reason``; `ApiError` 409 when it is no longer active."""
+        return self._release(record, why)
+
     def _release(self, record: Record, why: str) -> Record:
         try:
             record = self.db.update(record, expect=ACTIVE, status=RELEASING)

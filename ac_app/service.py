@@ -4,15 +4,16 @@ With ``network_view = alto`` the procedure's evaluations come from the SC's ALTO
 (`ac_app.alto_client.AltoEvaluation`) and its lightpaths still from ASI.
 
 `AcService` only wires the plain parts together and runs the background green threads (the
-ARAE's polling, and housekeeping: expiry and unconfirmed releases); ``cso ac`` serves its
-``app`` and tests build it with fakes in place of the ARAE and the SC.
+ARAE's polling, and housekeeping: expiry and unconfirmed releases); an ARAE listener,
+`ac_app.failover.DcFailover`, moves or ends the requests of a DC that fails. ``cso ac``
+serves its ``app`` and tests build it with fakes in place of the ARAE and the SC.
 """
 from __future__ import annotations
 
 import inspect
 import logging
 import os
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 from ac_app import strategies
 from ac_app.arae import Arae, DcState
@@ -22,6 +23,7 @@ from ac_app.alto_client import AltoClient, AltoEvaluation
 from ac_app.asi_client import AsiClient
 from ac_app.config import AcSettings
 from ac_app.db import DB_FILE, RequestStore
+from ac_app.failover import DcFailover
 from ac_app.procedure import AppStratum, Network, Procedure
 from ac_app.resources import Demand
 from ac_app.uai import make_app
@@ -41,6 +43,8 @@ class AppStratumService(AppStratum, Protocol):
     def start(self) -> Any: ...
 
     def stop(self) -> None: ...
+
+    def subscribe(self, listener: Callable[[DcState], None]) -> None: ...
 
 
 def build_strategy(settings: AcSettings) -> strategies.Strategy:
@@ -75,8 +79,12 @@ class AcService:
             self.db, self.arae, network, build_strategy(settings), settings.topology,
             Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
             settings.default_duration_s, settings.max_duration_s, **procedure_kwargs)
+        # DC failure: the requests of a DC the ARAE reports unavailable are moved or ended.
+        self.failover = DcFailover(self.procedure)
+        self.arae.subscribe(self.failover.on_change)
         self.app: WsgiApp = make_app(self.procedure, settings.users, self._dcs)
         self._housekeeper: Optional[eventlet.greenthread.GreenThread] = None
+        self._checker: Optional[eventlet.greenthread.GreenThread] = None
 
     def _dcs(self) -> dict[str, Any]:
         return {dc: state.to_json() for dc, state in self.arae.states().items()}
@@ -89,7 +97,20 @@ class AcService:
         self.arae.start()
         if self._housekeeper is None:
             self._housekeeper = eventlet.spawn(self._housekeeping)
+            self._checker = eventlet.spawn_after(self._grace(), self._check_dcs)
         return self
+
+    def _grace(self) -> float:
+        """Seconds after start until a DC whose agent never answered counts as failed."""
+        return float(getattr(self.arae, "stale_after", 0.0)) or (
+            self.settings.agent_failures * self.settings.agent_poll_interval
+            + self.settings.agent_timeout)
+
+    def _check_dcs(self) -> None:
+        try:
+            self.failover.check(self.arae.states())
+        except Exception:  # noqa: BLE001 - logged; the ARAE's listener still works
+            LOG.exception("checking the DCs after start-up failed")
 
     def _housekeeping(self) -> None:
         while True:
@@ -101,9 +122,10 @@ class AcService:
 
     def stop(self) -> None:
         """Stop the background green threads (requests stay as they are: `start` resumes)."""
-        thread, self._housekeeper = self._housekeeper, None
-        if thread is not None:
-            thread.kill()
+        for thread in (self._housekeeper, self._checker):
+            if thread is not None:
+                thread.kill()
+        self._housekeeper = self._checker = None
         self.arae.stop()
 
     def close(self) -> None:

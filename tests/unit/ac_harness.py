@@ -118,6 +118,7 @@ class FakeArae:
         self.unavailable: set[str] = set()
         self.polls: list[str] = []
         self.running = False
+        self.listeners: list[Any] = []
         for node in topology.nodes.values():
             if node.dc is None:
                 continue
@@ -142,6 +143,16 @@ class FakeArae:
         return {dc: DcState(dc, f"fake://{dc}", dc not in self.unavailable, agent.dc.node,
                             tuple(agent.server_states()), len(agent.vms()))
                 for dc, agent in self.agents.items()}
+
+    def subscribe(self, listener: Any) -> None:
+        self.listeners.append(listener)
+
+    def fail(self, dc: str) -> None:
+        """The DC's agent stops answering: unavailable, and the listeners are told."""
+        self.unavailable.add(dc)
+        self.clients[dc].down = True
+        for listener in self.listeners:
+            listener(self.states()[dc])
 
     def start(self) -> "FakeArae":
         self.running = True
