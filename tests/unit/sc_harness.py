@@ -379,6 +379,15 @@ def sc(state_dir: str) -> Iterator[Sc]:
     instance.close()
 
 
+def settle(sc: Sc, timeout: float = 5.0) -> None:
+    """Let the restorer's green thread finish its queue."""
+    deadline = eventlet.hubs.get_hub().clock() + timeout
+    eventlet.sleep(0)
+    while not sc.core.restorer.idle:
+        assert eventlet.hubs.get_hub().clock() < deadline, "restoration did not finish"
+        eventlet.sleep(0.005)
+
+
 def sse_events(body: bytes) -> list[dict[str, Any]]:
     """The events of a text/event-stream body: ``{"id", "event", "data"}`` (comments skipped)."""
     events = []

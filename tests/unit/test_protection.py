@@ -7,7 +7,6 @@ where the SC would hear of it, report the port status too.
 """
 import os
 
-import eventlet
 import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
@@ -15,27 +14,11 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 import openapi_check
 from sc_app import flows
 from sc_app.lightpath import DOWN, UP
-from sc_harness import TABLE_FULL, make_sc, state_dir  # noqa: F401 (fixture)
+from sc_harness import TABLE_FULL, make_sc, state_dir, sc, settle  # noqa: F401 (fixtures)
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")
 LP = {"src": "10.1.0.1", "dst": "10.1.2.1", "protection": "link"}
 SRC, DST = LP["src"], LP["dst"]
-
-
-@pytest.fixture
-def sc(state_dir):
-    instance = make_sc(state_dir)
-    yield instance
-    instance.close()
-
-
-def settle(sc, timeout=5.0):
-    """Let the restorer's green thread finish."""
-    deadline = eventlet.hubs.get_hub().clock() + timeout
-    eventlet.sleep(0)
-    while not sc.core.restorer.idle:
-        assert eventlet.hubs.get_hub().clock() < deadline, "restoration did not finish"
-        eventlet.sleep(0.005)
 
 
 def establish(sc, body=LP, ac="ac1"):

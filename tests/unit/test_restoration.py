@@ -6,32 +6,15 @@ traffic, the flow tables, the TED, the DBM, the alarms and the AC's event stream
 """
 import os
 
-import eventlet
 import pytest
 
 import openapi_check
 from sc_app import flows
 from sc_app.lightpath import DOWN, LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK, UP
-from sc_harness import TABLE_FULL, make_sc, state_dir  # noqa: F401 (fixture)
+from sc_harness import TABLE_FULL, sc, settle, state_dir  # noqa: F401 (fixtures)
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")
 LP = {"src": "10.1.0.1", "dst": "10.1.2.1"}  # route 0-1-2 on the ring
-
-
-@pytest.fixture
-def sc(state_dir):
-    instance = make_sc(state_dir)
-    yield instance
-    instance.close()
-
-
-def settle(sc, timeout=5.0):
-    """Let the restorer's green thread finish."""
-    deadline = eventlet.hubs.get_hub().clock() + timeout
-    eventlet.sleep(0)
-    while not sc.core.restorer.idle:
-        assert eventlet.hubs.get_hub().clock() < deadline, "restoration did not finish"
-        eventlet.sleep(0.005)
 
 
 def fibre_down(sc, link_id, up=False):
