@@ -12,8 +12,8 @@ must still agree: no wavelength held without a lightpath, none with its waveleng
 Bounded and repeatable for CI: ``EXAMPLES`` cases per operation and mode, derandomized, no
 example database, no shrinking. Streams are closed at once (``max_seconds`` <= 0.05).
 
-Known findings (docs/reliability.md, "Hostile input") are xfail(strict=True) tests with the
-minimal request, and the fuzz tolerates exactly those answers, so it keeps checking the rest.
+Findings (docs/reliability.md, "Hostile input") have tests of their own with the minimal
+request: fixed ones keep them fixed, the open one is xfail(strict=True).
 """
 from __future__ import annotations
 
@@ -25,27 +25,22 @@ from typing import Any, Optional
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
-                                               response_schema_conformance,
-                                               status_code_conformance)
 
 from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK
 from sc_harness import TOKENS, make_sc
+import fuzz_check
+from fuzz_check import CHECKS, check_answer, fuzz_settings, op_id
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")
 SCHEMA = schemathesis.openapi.from_path(SPEC_FILE)
 NOC = "noc-token"
 #: Generated cases per operation and generation mode.
 EXAMPLES = 25
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+FUZZ = fuzz_settings(EXAMPLES)
 #: Operations whose answer is a Server-Sent Events stream: bounded by ``max_seconds``.
 STREAMS = {"/asi/v1/events", "/alto/updates"}
 #: (METHOD, path, status) -> answers seen by the fuzz.
@@ -59,19 +54,12 @@ ENDPOINTS = ([str(n) for n in range(6)] + [f"10.1.{n}.1" for n in range(6)]
 
 def operations() -> list[Any]:
     """Every operation of the spec, in the spec's order."""
-    return [result.ok() for result in SCHEMA.get_all_operations()]
+    return fuzz_check.operations(SCHEMA)
 
 
 def has_input(op: Any) -> bool:
     """True when the operation takes parameters or a body (something to break)."""
-    item = SCHEMA.raw_schema["paths"][op.path]
-    definition = item[op.method.lower()]
-    return bool(item.get("parameters") or definition.get("parameters")
-                or definition.get("requestBody"))
-
-
-def op_id(op: Any) -> str:
-    return f"{op.method.upper()} {op.path}"
+    return fuzz_check.has_input(SCHEMA, op)
 
 
 def token_for(path: str) -> st.SearchStrategy[str]:
@@ -169,7 +157,6 @@ def sc(tmp_path_factory: Any) -> Any:
 def fuzz(sc: Any, op: Any, mode: GenerationMode) -> None:
     """Send EXAMPLES generated requests for ``op``; check every answer and the invariants."""
     strategy = st.one_of(op.as_strategy(mode), *seeded(op, mode))
-    checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
 
     @FUZZ
     @given(data=st.data())
@@ -179,12 +166,7 @@ def fuzz(sc: Any, op: Any, mode: GenerationMode) -> None:
             bound_stream(case)
         token = data.draw(token_for(op.path), label="token")
         response = case.call(app=sc.wsgi, headers={"Authorization": f"Bearer {token}"})
-        STATUSES[op.method.upper(), op.path, response.status_code] += 1
-        if response.status_code in (413, 415):
-            # Too large, wrong media type: refusals schemathesis does not count as such.
-            case.validate_response(response, checks=CHECKS)
-        else:
-            case.validate_response(response, checks=checks)
+        check_answer(case, response, mode, STATUSES)
         check_invariants(sc)
 
     run()
@@ -325,6 +307,4 @@ class LightpathMachine(RuleBasedStateMachine):
 
 
 TestLightpathMachine = LightpathMachine.TestCase
-TestLightpathMachine.settings = settings(
-    max_examples=15, stateful_step_count=10, derandomize=True, database=None, deadline=None,
-    suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate))
+TestLightpathMachine.settings = settings(fuzz_settings(15), stateful_step_count=10)
