@@ -7,6 +7,9 @@ summary as one JSON object on stdout. Progress goes to stderr. Examples::
 
     cso sim --strategies RB,AB,NB,GLB --loads 50,100,150 --seeds 5 --out /tmp/sim
     cso sim --traffic rwa --k 1,5 --wavelengths 16 --loads 40,60,80 --json
+
+With ``--live AC_URL --token TOKEN`` the same requests are replayed against a running AC
+(`cso.sim_live`), and its metrics are reported next to the simulation's.
 """
 from __future__ import annotations
 
@@ -16,13 +19,16 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
 from ac_app.strategies import STRATEGIES
-from cso.simulation import (CSO, METRICS, RWA, RWA_SERIES, TRAFFIC, Point, Range, Scenario,
-                            Series, sweep)
+from cso.simulation import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES, TRAFFIC,
+                            Point, Range, Scenario, Series, sweep)
 from sc_app.pce import ORDERS, POLICIES
 from topologies.loader import TopologyError
+
+DEFAULT_STRATEGIES = ("RB", "AB", "NB", "GLB")
 
 
 def _list(kind: type, text: str) -> list[Any]:
@@ -56,8 +62,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--path-order", choices=ORDERS, default="hops", help="candidate order")
     p.add_argument("--policy", type=lambda t: _list(str, t), default=["first-fit"],
                    help=f"wavelength policy, or a list; of {', '.join(POLICIES)}")
-    p.add_argument("--strategies", type=lambda t: _list(str, t), default=["RB", "AB", "NB", "GLB"],
-                   help=f"cso traffic: strategies among {', '.join(STRATEGIES)}")
+    p.add_argument("--strategies", type=lambda t: _list(str, t), default=None,
+                   help=f"cso traffic: strategies among {', '.join(STRATEGIES)} (default: "
+                        f"{','.join(DEFAULT_STRATEGIES)}; with --live: the AC's)")
     p.add_argument("--glb-k", type=int, default=5, help="GLB: K candidate servers of step 1")
     p.add_argument("--a", type=float, default=0.5, help="A(s) = a*mem_util + (1-a)*cpu_util")
     p.add_argument("--b", type=float, default=0.5, help="GLB: x = b*A/A_max + (1-b)*N/N_max")
@@ -78,6 +85,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="directory for CSV, JSON and plots")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    live = p.add_argument_group("live cross-check (cso.sim_live)")
+    live.add_argument("--live", metavar="AC_URL", default=None,
+                      help="replay the requests against the AC at AC_URL over UAI")
+    live.add_argument("--token", default=None, help="--live: a provider manager's UAI token")
+    live.add_argument("--time-scale", type=float, default=2.0, metavar="SECONDS",
+                      help="--live: real seconds per simulated time unit (mean holding time)")
+    live.add_argument("--sc-url", default=None,
+                      help="--live: the SC's REST URL, to check its wavelengths (SMI)")
+    live.add_argument("--timeout", type=float, default=30.0, help="--live: seconds per call")
     return p
 
 
@@ -89,7 +105,8 @@ def build(args: argparse.Namespace) -> tuple[Scenario, list[Series]]:
                         server_memory=args.server_memory, server_disk=args.server_disk,
                         a=args.a, b=args.b, glb_k=args.glb_k, requests=args.requests,
                         warmup=args.warmup)
-    names = [RWA_SERIES] if args.traffic == RWA else [name.upper() for name in args.strategies]
+    names = [RWA_SERIES] if args.traffic == RWA else [
+        name.upper() for name in args.strategies or DEFAULT_STRATEGIES]
     for name in names:
         if name != RWA_SERIES and name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
@@ -161,6 +178,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.live:
+        return live_main(args)
     try:
         scenario, series = build(args)
         if args.seeds < 1 or args.jobs < 1 or min(args.loads) <= 0:
@@ -181,6 +200,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"cso sim: wrote results.json, results.csv and {len(written)} plot files "
                   f"to {args.out}", file=sys.stderr)
     print(json.dumps(summary) if args.json else table(summary))
+    return 0
+
+
+def live_main(args: argparse.Namespace) -> int:
+    """``cso sim --live``: check the running system, replay, print live next to simulated."""
+    from cso import sim_live           # only the live run needs it
+    try:
+        if not args.token:
+            raise ValueError("--live needs --token, a provider manager's UAI token")
+        if args.seeds < 1 or min(args.loads) <= 0 or args.timeout <= 0 or args.time_scale <= 0:
+            raise ValueError("--seeds must be >= 1; every load, --timeout and --time-scale > 0")
+        if len(args.k) > 1 or len(args.policy) > 1:
+            raise ValueError("--live compares one series: give one --k and one --policy")
+        uai = sim_live.Uai(args.live, args.token, args.timeout)
+        if args.strategies is None and args.traffic == CSO:
+            args.strategies = [str(uai.get("/uai/v1/health").get("strategy"))]
+        scenario, series = build(args)
+        if len(series) != 1:
+            raise ValueError("--live compares one strategy: the AC's (--strategies NAME)")
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        summary = sim_live.live_sweep(scenario, series[0], args.loads, seeds, uai,
+                                      args.time_scale, args.sc_url, not args.quiet)
+    except (ValueError, TopologyError, sim_live.LiveError) as err:
+        print(f"cso sim: {err}", file=sys.stderr)
+        return 2
+    params = asdict(scenario)
+    for name in ("cpu", "memory", "disk"):
+        params[name] = str(getattr(scenario, name))
+    summary["parameters"].update(params, series=[asdict(series[0])], loads=list(args.loads),
+                                 seeds=seeds, mean_holding_time=MEAN_HOLDING)
+    summary["metric_definitions"] = METRIC_NOTES
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+    print(json.dumps(summary) if args.json else sim_live.summary_text(summary, table))
     return 0
 
 

@@ -329,7 +329,7 @@ def test_resolve_names_and_paths(tmp_path):
     assert resolve(nsfnet) == nsfnet
     with pytest.raises(TopologyError) as info:
         resolve(str(tmp_path / "missing.json"))
-    assert "shipped: nsfnet, ring, three-domain" in info.value.reason
+    assert "shipped: nsfnet, nsfnet-small, ring, three-domain" in info.value.reason
     with pytest.raises(TopologyError):
         load(str(tmp_path))   # a directory is not a topology file
 
