@@ -57,6 +57,9 @@ AC_FIELDS: tuple[Field, ...] = (
     Field("default_duration_s", types.Float(min=1.0), 3600.0,
           "how long a request holds its resources when it does not say"),
     Field("max_duration_s", types.Float(min=1.0), 86400.0, "longest duration a request may ask"),
+    Field("leftover_alarm_after_s", types.Float(min=0.0), 300.0,
+          "seconds a release the agent or the SC does not confirm is retried before an alarm "
+          "is raised (GET /uai/v1/alarms); the retries go on"),
 )
 SCHEMA = {SECTION: AC_FIELDS}
 

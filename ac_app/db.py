@@ -67,6 +67,12 @@ class Record:
     detail: Optional[str] = None
     end_reason: Optional[str] = None
     rating: Optional[int] = None
+    #: Releases not confirmed yet (`leftovers`): since when, attempts, the last error, and
+    #: when the alarm was raised (None: not yet).
+    leftover_since: Optional[float] = None
+    leftover_attempts: int = 0
+    leftover_error: Optional[str] = None
+    leftover_alarm: Optional[float] = None
 
     @property
     def id(self) -> str:
@@ -109,7 +115,8 @@ _COLUMNS = tuple(f.name for f in fields(Record))
 _TYPES = {"seq": "INTEGER PRIMARY KEY AUTOINCREMENT", "created": "REAL NOT NULL",
           "duration_s": "REAL NOT NULL", "cpu": "REAL NOT NULL", "memory_gb": "REAL NOT NULL",
           "disk_gb": "REAL NOT NULL", "started": "REAL", "ends_at": "REAL", "ended": "REAL",
-          "rating": "INTEGER"}
+          "rating": "INTEGER", "leftover_since": "REAL",
+          "leftover_attempts": "INTEGER NOT NULL DEFAULT 0", "leftover_alarm": "REAL"}
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS requests ("
            + ", ".join(f"{name} {_TYPES.get(name, 'TEXT')}" for name in _COLUMNS) + ")")
 
@@ -137,7 +144,16 @@ class RequestStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._add_missing_columns()
         self._db.execute("CREATE INDEX IF NOT EXISTS requests_status ON requests (status)")
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since the file was made (an older AC's DB) are added, empty."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        for name in _COLUMNS:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE requests ADD COLUMN {name} "
+                                 f"{_TYPES.get(name, 'TEXT')}")
 
     def create(self, **values: Any) -> Record:
         """Record a new request (``seq`` is assigned); the record."""

@@ -31,6 +31,14 @@ Nothing the AC holds is forgotten: the record keeps the VM id (= the request id,
 creation answer was lost is still found) and the lightpath id until the agent or the SC has
 confirmed the release, and `housekeeping` retries releases that a peer did not confirm.
 
+Leftovers (a release not confirmed: a dead agent, an unreachable SC) are retried every
+`CLEANUP_INTERVAL` for as long as it takes, since the peer may come back; the record counts
+the attempts, since when, and the last error. Once that has lasted ``leftover_alarm_after_s``
+(``[ac]`` option, 300 s by default) an alarm is raised (`alarms`, ``GET /uai/v1/alarms`` for
+provider managers) and a warning logged, once; it clears when the release is confirmed.
+Retrying stops only when the DC is declared gone: its agent removed from ``[ac] agents`` (an
+AC restart), after which its VMs are forgotten with a warning.
+
 VM migration (`migrate`, provider managers; CSO draft §6.2) moves an active vm request to
 another DC, keeping its id and address::
 
@@ -89,6 +97,8 @@ REFERENCE_DELAY_MS = 25.0
 UNKNOWN_LIGHTPATH = "?"
 #: Seconds between retries of releases a peer did not confirm.
 CLEANUP_INTERVAL = 10.0
+#: Seconds of unconfirmed release retries before an alarm (``[ac] leftover_alarm_after_s``).
+LEFTOVER_ALARM_AFTER_S = 300.0
 
 _USER_NET = ipaddress.IPv4Network("10.1.0.0/16")
 #: Agent refusals that mean "not here, not now" (the application stratum says no).
@@ -198,7 +208,8 @@ class Procedure:
 
     def __init__(self, db: RequestStore, app: AppStratum, asi: Network, strategy: Strategy,
                  topology: Topology, vod_demand: Demand, default_duration_s: float,
-                 max_duration_s: float, clock: Callable[[], float] = time.time):
+                 max_duration_s: float, clock: Callable[[], float] = time.time,
+                 leftover_alarm_after_s: float = LEFTOVER_ALARM_AFTER_S):
         self.db = db
         self.app = app
         self.asi = asi
@@ -208,6 +219,7 @@ class Procedure:
         self.default_duration_s = default_duration_s
         self.max_duration_s = max_duration_s
         self.clock = clock
+        self.leftover_alarm_after_s = leftover_alarm_after_s
         self._user_nodes = _user_nodes(topology)
         self._dcs = {node.dc.id for node in topology.nodes.values() if node.dc is not None}
         duration = Field("number", minimum=1, maximum=max_duration_s)
@@ -393,8 +405,10 @@ class Procedure:
         return record
 
     def _give_back(self, record: Record) -> Record:
-        """Tear down the lightpath, then delete the VM; keeps whichever the peer did not confirm."""
+        """Tear down the lightpath, then delete the VM; keeps whichever the peer did not confirm
+        (and notes the attempt: `_note_leftover`)."""
         changes: dict[str, Any] = {}
+        errors = []
         if record.lightpath_id:
             try:
                 self._teardown(record)
@@ -402,19 +416,66 @@ class Procedure:
             except (AsiError, AsiUnreachable) as exc:
                 LOG.warning("%s: lightpath %s not torn down: %s", record.id,
                             record.lightpath_id, exc)
+                errors.append(f"lightpath {record.lightpath_id}: {exc}")
         if record.vm_id:
-            try:
-                self.app.client(record.dc).delete_vm(record.vm_id)
+            error = self._delete_vm(record)
+            if error is None:
                 changes["vm_id"] = None
-            except AgentRefused as exc:
-                if exc.status == 404:  # never created, or already gone
-                    changes["vm_id"] = None
-                else:
-                    LOG.warning("%s: VM not released: %s", record.id, exc)
-            except AgentUnreachable as exc:
-                LOG.warning("%s: VM not released: %s", record.id, exc)
-            self._refresh(record.dc)
+            else:
+                errors.append(f"VM {record.vm_id} on {record.dc}: {error}")
+        if errors:
+            changes.update(self._note_leftover(record, errors))
+        elif record.leftover_since is not None:
+            LOG.info("%s: leftovers released after %d attempts", record.id,
+                     record.leftover_attempts + 1)
+            changes.update(leftover_since=None, leftover_attempts=0, leftover_error=None,
+                           leftover_alarm=None)
         return self.db.update(record, **changes) if changes else record
+
+    def _delete_vm(self, record: Record) -> Optional[str]:
+        """Delete the record's VM at its DC: None once it is gone, else why not.
+
+        A DC no longer configured (its agent removed from ``[ac] agents``: the operator
+        declared it gone) has nothing left to ask: the VM is forgotten, with a warning.
+        """
+        try:
+            client = self.app.client(record.dc)
+        except KeyError:
+            LOG.warning("%s: VM %s forgotten: DC %s is no longer configured", record.id,
+                        record.vm_id, record.dc)
+            return None
+        try:
+            client.delete_vm(record.vm_id)
+        except AgentRefused as exc:
+            if exc.status != 404:  # 404: never created, or already gone
+                LOG.warning("%s: VM not released: %s", record.id, exc)
+                return str(exc)
+        except AgentUnreachable as exc:
+            LOG.warning("%s: VM not released: %s", record.id, exc)
+            return str(exc)
+        finally:
+            self._refresh(record.dc)
+        return None
+
+    def _note_leftover(self, record: Record, errors: Sequence[str]) -> dict[str, Any]:
+        """The changes recording one more unconfirmed release; the alarm once it has lasted
+        ``leftover_alarm_after_s`` (raised once, with a warning; retries go on)."""
+        now = self.clock()
+        since = record.leftover_since if record.leftover_since is not None else now
+        changes = {"leftover_since": since, "leftover_attempts": record.leftover_attempts + 1,
+                   "leftover_error": "; ".join(errors)}
+        if record.leftover_alarm is None and now - since >= self.leftover_alarm_after_s:
+            changes["leftover_alarm"] = now
+            LOG.warning("%s: ALARM leftover: not released for %.0f s (%d attempts), still "
+                        "retried: %s", record.id, now - since, changes["leftover_attempts"],
+                        changes["leftover_error"])
+        return changes
+
+    def alarms(self, user: User) -> list[Record]:
+        """Requests whose leftovers raised an alarm (provider managers only)."""
+        if not user.manager:
+            raise ApiError(403, "forbidden", "only provider managers may see the alarms")
+        return [record for record in self.db.leftovers() if record.leftover_alarm is not None]
 
     def _teardown(self, record: Record) -> None:
         """Tear down the record's lightpath (`AsiError` / `AsiUnreachable` when not done)."""

@@ -78,7 +78,8 @@ class AcService:
         self.procedure = Procedure(
             self.db, self.arae, network, build_strategy(settings), settings.topology,
             Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
-            settings.default_duration_s, settings.max_duration_s, **procedure_kwargs)
+            settings.default_duration_s, settings.max_duration_s,
+            leftover_alarm_after_s=settings.leftover_alarm_after_s, **procedure_kwargs)
         # DC failure: the requests of a DC the ARAE reports unavailable are moved or ended.
         self.failover = DcFailover(self.procedure)
         self.arae.subscribe(self.failover.on_change)

@@ -41,6 +41,7 @@ def request_json(record: Record) -> dict[str, Any]:
         "lightpath": record.lightpath, "selection": record.choice, "stratum": record.stratum,
         "reason": record.reason, "detail": record.detail, "end_reason": record.end_reason,
         "rating": record.rating, "leftovers": record.leftovers,
+        "leftover_retries": leftover_json(record),
     }
     if record.type == MIGRATION:
         body["migration"] = migration_json(record)
@@ -49,6 +50,22 @@ def request_json(record: Record) -> dict[str, Any]:
         body["content_url"] = (f"http://{record.vm_ip}:{CONTENT_PORT}/content/{content}"
                                if active and record.vm_ip else None)
     return body
+
+
+def leftover_json(record: Record) -> Optional[dict[str, Any]]:
+    """Retries of a release a peer did not confirm: since, attempts, last error, alarm."""
+    if record.leftover_since is None:
+        return None
+    return {"since": iso(record.leftover_since), "attempts": record.leftover_attempts,
+            "last_error": record.leftover_error, "alarm": iso(record.leftover_alarm)}
+
+
+def alarm_json(record: Record) -> dict[str, Any]:
+    """A leftover alarm: the request, what it still holds, where, since when."""
+    return {"type": "leftover", "request": record.id, "owner": record.owner,
+            "held": record.leftovers, "dc": record.dc, "lightpath": record.lightpath_id,
+            "raised": iso(record.leftover_alarm), "since": iso(record.leftover_since),
+            "attempts": record.leftover_attempts, "last_error": record.leftover_error}
 
 
 class UaiApi:
@@ -112,6 +129,13 @@ class UaiApi:
         return json_response({"time": iso(now),
                               "requests": [accounting_entry(r, now) for r in records],
                               "totals": accounting_totals(records, now)})
+
+    @route(PREFIX + "/alarms", "GET")
+    def alarms(self, req: Request) -> Response:
+        """Releases retried for longer than ``leftover_alarm_after_s`` (managers only)."""
+        user = self._user(req)
+        query_params(req, ())
+        return json_response({"alarms": [alarm_json(r) for r in self.procedure.alarms(user)]})
 
     @route(PREFIX + "/dcs", "GET")
     def dcs(self, req: Request) -> Response:

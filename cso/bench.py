@@ -243,6 +243,7 @@ def _pce_report(figures: dict[str, Any]) -> str:
 
 from cso import bench_provision, bench_sim  # noqa: E402,F401 - register `provision`, `sim`
 from cso import bench_restore  # noqa: E402,F401 - register `restore`
+from cso import bench_load  # noqa: E402,F401 - register `load`
 
 
 # -- command ------------------------------------------------------------------------------

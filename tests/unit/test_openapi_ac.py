@@ -42,7 +42,8 @@ def app_operations(app):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    the_lab = Lab(str(tmp_path_factory.mktemp("openapi-ac")))
+    # Alarms at the first unconfirmed release, so the scenario sees one.
+    the_lab = Lab(str(tmp_path_factory.mktemp("openapi-ac")), leftover_alarm_after_s=0)
     yield the_lab
     the_lab.close()
 
@@ -127,6 +128,10 @@ def run_scenario(lab, monkeypatch):
     # Release: one with a release the agent does not confirm, then expiry.
     lab.arae.clients[vm["dc"]].fail_delete = True
     mgr.delete(f"{REQS}/{vm['id']}")
+    mgr.get("/uai/v1/alarms")
+    alice.get("/uai/v1/alarms")  # 403
+    mgr.get("/uai/v1/alarms?all=1")  # 400
+    anon.get("/uai/v1/alarms")  # 401
     lab.arae.clients[vm["dc"]].fail_delete = False
     mgr.get(f"{REQS}/{vm['id']}")
     mgr.delete(f"{REQS}/{vm['id']}")  # 409

@@ -1,0 +1,113 @@
+"""Load (issue 5, item 7) and ``kill -9`` of the AC under load (item 4) on the real SC, AC,
+DC agents and NSFNET emulation.
+
+1. UAI users and ASI clients together for 20 s (`cso.bench_load.Load`, what ``cso bench
+   load`` runs): no 5xx, no timeout, no lost or duplicated request; afterwards every
+   invariant of `cso.invariants` (requests, lightpaths per AC, wavelengths per fibre, flow
+   entries, VMs, server capacity, accounting sums); after releasing everything, nothing held.
+2. UAI users submitting flat out while the AC is killed (SIGKILL) at a few moments and started
+   again on the same config and state: every request ends active, refused, failed or released
+   (none pending or releasing), nothing half-reserved (no SC lightpath or agent VM that no
+   active request holds), reservations and accounting consistent, active VMs answer ping.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from cso import bench_load, invariants
+from cso import lab as harness
+from cso.bench_load import MANAGER, REQUESTS, Load, Plan
+
+pytestmark = pytest.mark.integration
+
+#: Fast agent polling, so a restarted AC sees its DCs again within a second or two.
+AC_OPTIONS = {"agent_poll_interval": 0.5, "agent_timeout": 1.0, "agent_failures": 4}
+#: Seconds after the load starts at which the AC is killed, one round each.
+KILL_AFTER = (0.7, 1.6, 2.5)
+#: Seconds to wait for another emulation on this machine to end (longer than the lab's 180).
+LOCK_WAIT = 1200.0
+
+
+@pytest.fixture(scope="module")
+def net(sc: harness.ScRun, module_log_dir: str) -> Iterator[harness.NetRun]:
+    """The module's emulation; waits up to `LOCK_WAIT` s for another run's to end first."""
+    harness._wait_for_lock(harness.NET_LOCK, LOCK_WAIT)
+    run = harness.start_net(module_log_dir, sc.ofp_port)
+    try:
+        yield run
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def ac(sc: harness.ScRun, net: harness.NetRun,
+       module_log_dir: str) -> Iterator[harness.AcRun]:
+    """This module's AC: fast agent polling, every DC available."""
+    sc.wait_discovered()
+    run = harness.AcRun(module_log_dir, sc, net.state["agents"], options=AC_OPTIONS).start()
+    try:
+        bench_load.wait_dcs(run, len(net.state["agents"]))
+        yield run
+    finally:
+        run.stop()
+
+
+def test_concurrent_uai_and_asi_clients_break_nothing(sc, net, ac):
+    load = Load(sc.rest_port, ac.port, Plan.of(), uai_clients=6, asi_clients=4, seed=1)
+    figures = bench_load.run(sc, ac, net, load, duration=20)
+    print(bench_load.report({**figures, "topology": "nsfnet", "seed": 1, "date": "-",
+                             "clients": {"uai": 6, "asi": 4}, "log_dir": ac.log_dir}))
+    assert figures["failures"] == 0, figures["failure_samples"]
+    assert figures["violations"] == []
+    assert figures["release_problems"] == []
+    assert figures["violations_after_release"] == []
+    assert figures["left_after_release"] == []
+    kinds = figures["kinds"]
+    served = sum(kinds[k]["statuses"].get("201", 0) for k in ("uai-post-vm", "uai-post-vod"))
+    assert served >= 20 and kinds["asi-post"]["statuses"].get("201", 0) >= 20, kinds
+    assert figures["held_after_load"]["requests"] > 0
+
+
+def test_kill_9_of_the_ac_under_load_leaves_nothing_half_done(sc, net, ac):
+    plan, read = Plan.of(), bench_load.reader(sc, ac, net)
+    hit = 0
+    for round_, kill_after in enumerate(KILL_AFTER):
+        before = {r["id"] for r in ac.request("GET", REQUESTS, token=MANAGER).json["requests"]}
+        load = Load(sc.rest_port, ac.port, plan, uai_clients=4, asi_clients=0,
+                    seed=100 + round_, timeout=10.0).start(kill_after + 4.0)
+        time.sleep(kill_after)
+        ac.process.popen.kill()
+        ac.process.popen.wait(10)
+        killed = time.monotonic()
+        ac.start()
+        down_s = time.monotonic() - killed
+        ledger = load.wait()
+        ledger.before = before
+        # Only the kill may have cost answers: no 5xx, nothing but broken connections.
+        assert {f["status"] for f in load.recorder.failures} <= {0}, load.recorder.failures
+        lost = ledger.unanswered_posts + list(ledger.uai.values()).count(invariants.UNSURE)
+        hit += lost
+        violations, snap = invariants.settle(read, ledger, 20)
+        assert violations == [], f"round {round_} (kill after {kill_after} s)"
+        restarted = [r["id"] for r in snap.requests
+                     if r["reason"] == "ac-restarted" and r["id"] not in before]
+        print(f"round {round_}: kill after {kill_after} s, UAI back after {down_s:.2f} s, "
+              f"{len(ledger.uai)} requests answered, {lost} answers lost, settled by the "
+              f"restart: {restarted}")
+        check_vms_answer(net, snap)
+    assert hit > 0, "the kills never caught a request in flight"
+    ledger = invariants.Ledger(before={r["id"] for r in ac.request(
+        "GET", REQUESTS, token=MANAGER).json["requests"]})
+    assert bench_load.release_all(sc, ac, ledger) == []
+    _, final = invariants.settle(read, ledger, 20)
+    assert invariants.check_released(final) == []
+
+
+def check_vms_answer(net: harness.NetRun, snap: invariants.Snapshot, most: int = 3) -> None:
+    """A few active requests' VMs answer ping from their user's host."""
+    hosts = {info["ip"]: name for name, info in net.hosts.items()}
+    for record in invariants.active_requests(snap)[:most]:
+        assert net.ping(hosts[record["src"]], record["vm_ip"], count=2), record["id"]
