@@ -60,6 +60,12 @@ AC_FIELDS: tuple[Field, ...] = (
     Field("leftover_alarm_after_s", types.Float(min=0.0), 300.0,
           "seconds a release the agent or the SC does not confirm is retried before an alarm "
           "is raised (GET /uai/v1/alarms); the retries go on"),
+    Field("orphan_sweep_interval_s", types.Float(min=0.0), 10.0,
+          "seconds between orphan sweeps: lightpaths (at the SC) and VMs (at the agents) that "
+          "no request holds, seen by two sweeps in a row, are released; 0: no sweep"),
+    Field("orphan_sweep_vms", types.Boolean(), True,
+          "the orphan sweep also deletes VMs (false: only lightpaths; e.g. agents shared with "
+          "another AC)"),
 )
 SCHEMA = {SECTION: AC_FIELDS}
 

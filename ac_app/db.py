@@ -29,6 +29,9 @@ FAILED = "failed"
 STATUSES = (PENDING, ACTIVE, RELEASING, RELEASED, REFUSED, FAILED)
 #: Statuses a request never leaves.
 FINAL = (RELEASED, REFUSED, FAILED)
+#: ``lightpath_id`` of a request whose establish answer was lost (or not yet received): the
+#: lightpath may exist all the same, found by the request's endpoints (``src``, ``vm_ip``).
+UNKNOWN_LIGHTPATH = "?"
 
 _JSON_COLUMNS = ("spec", "lightpath", "choice")
 
@@ -221,6 +224,19 @@ class RequestStore:
             f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status IN ({marks}) AND "
             "(vm_id IS NOT NULL OR lightpath_id IS NOT NULL) ORDER BY seq", FINAL)
         return [_from_row(row) for row in rows]
+
+    def holding(self) -> list[Record]:
+        """Requests that hold or may hold something: not over yet, or over with leftovers."""
+        marks = ", ".join("?" * len(FINAL))
+        rows = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status NOT IN ({marks}) OR "
+            "vm_id IS NOT NULL OR lightpath_id IS NOT NULL ORDER BY seq", FINAL)
+        return [_from_row(row) for row in rows]
+
+    def connected(self, src: str, vm_ip: str) -> bool:
+        """True when some request, whatever became of it, joined ``src`` to ``vm_ip``."""
+        return self._db.execute("SELECT 1 FROM requests WHERE src = ? AND vm_ip = ? LIMIT 1",
+                                (src, vm_ip)).fetchone() is not None
 
     def unfinished(self) -> list[Record]:
         """Requests a stopped AC left pending or releasing (to settle at start-up)."""

@@ -39,6 +39,11 @@ provider managers) and a warning logged, once; it clears when the release is con
 Retrying stops only when the DC is declared gone: its agent removed from ``[ac] agents`` (an
 AC restart), after which its VMs are forgotten with a warning.
 
+What a peer makes for a request the AC already settled (a call of a killed AC that the SC or
+an agent was still working on when `recover` looked for it) belongs to no request: the orphan
+sweep of `housekeeping` (`ac_app.orphans`, every ``[ac] orphan_sweep_interval_s``) finds it
+and releases it.
+
 VM migration (`migrate`, provider managers; CSO draft §6.2) moves an active vm request to
 another DC, keeping its id and address::
 
@@ -75,8 +80,9 @@ from ac_app.arae import AgentRefused, AgentUnreachable
 import eventlet.semaphore  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
 from ac_app.asi_client import AsiError, AsiNetworkView, AsiUnreachable
 from ac_app.config import User
-from ac_app.db import (ACTIVE, FAILED, PENDING, REFUSED, RELEASED, RELEASING, STATUSES, Record,
-                       RequestStore, StatusChanged, parse_id)
+from ac_app.db import (ACTIVE, FAILED, PENDING, REFUSED, RELEASED, RELEASING, STATUSES,
+                       UNKNOWN_LIGHTPATH, Record, RequestStore, StatusChanged, parse_id)
+from ac_app.orphans import ORPHAN_SWEEP_INTERVAL_S, OrphanSweep
 from ac_app.resources import AppView, Demand
 from ac_app.strategies import APPLICATION, NETWORK, Choice, Strategy
 from cso.emulation import EmulationError, node_indices
@@ -93,8 +99,6 @@ MIGRATING = "migrating"
 
 #: QoE: the one-way delay budget of a request that names none (about NSFNET coast to coast).
 REFERENCE_DELAY_MS = 25.0
-#: Lightpath id of one whose establish answer was lost: found by its endpoints to release it.
-UNKNOWN_LIGHTPATH = "?"
 #: Seconds between retries of releases a peer did not confirm.
 CLEANUP_INTERVAL = 10.0
 #: Seconds of unconfirmed release retries before an alarm (``[ac] leftover_alarm_after_s``).
@@ -124,6 +128,8 @@ class AgentApi(Protocol):
 
     def delete_vm(self, vm_id: str) -> dict[str, Any]: ...
 
+    def vms(self) -> list[dict[str, Any]]: ...
+
 
 class AppStratum(Protocol):
     """What the procedure asks of the ARAE (`ac_app.arae.Arae`)."""
@@ -133,6 +139,8 @@ class AppStratum(Protocol):
     def client(self, dc: str) -> AgentApi: ...
 
     def poll(self, dc: str) -> Any: ...
+
+    def available(self) -> list[str]: ...
 
 
 class Network(Protocol):
@@ -209,7 +217,9 @@ class Procedure:
     def __init__(self, db: RequestStore, app: AppStratum, asi: Network, strategy: Strategy,
                  topology: Topology, vod_demand: Demand, default_duration_s: float,
                  max_duration_s: float, clock: Callable[[], float] = time.time,
-                 leftover_alarm_after_s: float = LEFTOVER_ALARM_AFTER_S):
+                 leftover_alarm_after_s: float = LEFTOVER_ALARM_AFTER_S,
+                 orphan_sweep_interval_s: float = ORPHAN_SWEEP_INTERVAL_S,
+                 orphan_sweep_vms: bool = True):
         self.db = db
         self.app = app
         self.asi = asi
@@ -237,6 +247,9 @@ class Procedure:
         # same view would both pick the emptiest server. The lightpath set-up runs in parallel.
         self._selecting = eventlet.semaphore.Semaphore(1)
         self._next_cleanup = 0.0
+        # What the peers hold for this AC but no request holds (`ac_app.orphans`).
+        self.orphans = OrphanSweep(db, app, asi, clock, orphan_sweep_interval_s,
+                                   orphan_sweep_vms, refresh=self._refresh)
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -491,7 +504,8 @@ class Procedure:
                 self.asi.teardown(lp["id"])
 
     def housekeeping(self) -> list[Record]:
-        """Release the requests whose time is up; now and then retry unconfirmed releases."""
+        """Release the requests whose time is up; now and then retry unconfirmed releases and
+        sweep orphans (`ac_app.orphans`)."""
         now = self.clock()
         released = []
         for record in self.db.due(now):
@@ -503,6 +517,7 @@ class Procedure:
             self._next_cleanup = now + CLEANUP_INTERVAL
             for record in self.db.leftovers():
                 self._give_back(record)
+        self.orphans.maybe_sweep(now)
         return released
 
     def recover(self) -> list[Record]:

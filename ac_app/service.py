@@ -4,8 +4,8 @@ With ``network_view = alto`` the procedure's evaluations come from the SC's ALTO
 (`ac_app.alto_client.AltoEvaluation`) and its lightpaths still from ASI.
 
 `AcService` only wires the plain parts together and runs the background green threads (the
-ARAE's polling, and housekeeping: expiry and unconfirmed releases); an ARAE listener,
-`ac_app.failover.DcFailover`, moves or ends the requests of a DC that fails. ``cso ac``
+ARAE's polling, and housekeeping: expiry, unconfirmed releases, the orphan sweep); an ARAE
+listener, `ac_app.failover.DcFailover`, moves or ends the requests of a DC that fails. ``cso ac``
 serves its ``app`` and tests build it with fakes in place of the ARAE and the SC.
 """
 from __future__ import annotations
@@ -79,7 +79,9 @@ class AcService:
             self.db, self.arae, network, build_strategy(settings), settings.topology,
             Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
             settings.default_duration_s, settings.max_duration_s,
-            leftover_alarm_after_s=settings.leftover_alarm_after_s, **procedure_kwargs)
+            leftover_alarm_after_s=settings.leftover_alarm_after_s,
+            orphan_sweep_interval_s=settings.orphan_sweep_interval_s,
+            orphan_sweep_vms=settings.orphan_sweep_vms, **procedure_kwargs)
         # DC failure: the requests of a DC the ARAE reports unavailable are moved or ended.
         self.failover = DcFailover(self.procedure)
         self.arae.subscribe(self.failover.on_change)

@@ -132,10 +132,12 @@ class UaiApi:
 
     @route(PREFIX + "/alarms", "GET")
     def alarms(self, req: Request) -> Response:
-        """Releases retried for longer than ``leftover_alarm_after_s`` (managers only)."""
+        """Releases retried for longer than ``leftover_alarm_after_s``, and what the orphan
+        sweep released (managers only)."""
         user = self._user(req)
         query_params(req, ())
-        return json_response({"alarms": [alarm_json(r) for r in self.procedure.alarms(user)]})
+        alarms = [alarm_json(r) for r in self.procedure.alarms(user)]
+        return json_response({"alarms": alarms, "orphans": self.procedure.orphans.report()})
 
     @route(PREFIX + "/dcs", "GET")
     def dcs(self, req: Request) -> Response:

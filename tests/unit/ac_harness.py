@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from webob import Request
@@ -68,7 +68,9 @@ class FakeAgentClient:
 
     ``down``: every call raises AgentUnreachable. ``refuse``: (status, code) answered to the
     next create. ``lose_create``: the VM is created, then the answer is lost (a timeout).
-    ``fail_delete``: deletes raise AgentUnreachable (the VM stays).
+    ``fail_delete``: deletes raise AgentUnreachable (the VM stays). ``pause``: "create" or
+    "delete" -> a function of the VM id called once, while the agent is at work (the VM
+    created but not yet answered; the VM not yet deleted): the procedure paused there.
     """
 
     def __init__(self, agent: Agent):
@@ -77,7 +79,9 @@ class FakeAgentClient:
         self.refuse: Optional[tuple[int, str]] = None
         self.lose_create = False
         self.fail_delete = False
+        self.pause: dict[str, Callable[[str], None]] = {}
         self.calls: list[tuple[str, str]] = []
+        self.lists = 0
 
     def _check(self, what: str) -> None:
         if self.down:
@@ -94,6 +98,7 @@ class FakeAgentClient:
             vm = self.agent.allocate(vm_id, demand, server, ip)
         except AgentError as exc:
             raise AgentRefused(STATUS.get(exc.code, 500), exc.code, exc.reason) from None
+        self._paused("create", vm_id)
         if self.lose_create:
             raise AgentUnreachable(f"POST {self.agent.dc.id}: timed out")
         return vm.to_json()
@@ -103,10 +108,21 @@ class FakeAgentClient:
         self._check("DELETE")
         if self.fail_delete:
             raise AgentUnreachable(f"DELETE {self.agent.dc.id}: timed out")
+        self._paused("delete", vm_id)
         try:
             return self.agent.release(vm_id).to_json()
         except AgentError as exc:
             raise AgentRefused(STATUS.get(exc.code, 500), exc.code, exc.reason) from None
+
+    def vms(self) -> list[dict[str, Any]]:
+        self.lists += 1  # not in ``calls``: those are the procedure's VM operations
+        self._check("GET")
+        return [vm.to_json() for vm in self.agent.vms()]
+
+    def _paused(self, what: str, vm_id: str) -> None:
+        hook = self.pause.pop(what, None)
+        if hook is not None:
+            hook(vm_id)
 
 
 class FakeArae:
@@ -134,6 +150,9 @@ class FakeArae:
 
     def client(self, dc: str) -> FakeAgentClient:
         return self.clients[dc]
+
+    def available(self) -> list[str]:
+        return [dc for dc in self.agents if dc not in self.unavailable]
 
     def poll(self, dc: str) -> DcState:
         self.polls.append(dc)
@@ -171,13 +190,16 @@ class WsgiTransport:
     """`cso.http.request` into a WSGI application, in process.
 
     ``down``: raise `http.Unreachable` without asking. ``lose``: a set of (method, path
-    prefix); a matching request is served, then its answer is lost (Unreachable).
+    prefix); a matching request is served, then its answer is lost (Unreachable). ``pause``:
+    (method, path prefix) -> a function called once when a matching request was served, before
+    its answer returns: the caller paused there.
     """
 
     def __init__(self, app: Any):
         self.app = app
         self.down = False
         self.lose: set[tuple[str, str]] = set()
+        self.pause: dict[tuple[str, str], Callable[[], None]] = {}
         self.calls: list[tuple[str, str, Any]] = []
 
     def __call__(self, method: str, url: str, body: Any = None, token: Optional[str] = None,
@@ -194,6 +216,8 @@ class WsgiTransport:
             req.body = json.dumps(body).encode()
             req.content_type = "application/json"
         resp = req.get_response(self.app)
+        for key in [(m, p) for m, p in self.pause if method == m and parts.path.startswith(p)]:
+            self.pause.pop(key)()
         if any(method == m and parts.path.startswith(p) for m, p in self.lose):
             raise http.Unreachable(f"{method} {url}: timed out")
         return http.Answer(resp.status_int, dict(resp.headers), resp.body)
