@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import math
 import os
@@ -241,9 +242,16 @@ def _pce_report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-from cso import bench_provision, bench_sim  # noqa: E402,F401 - register `provision`, `sim`
-from cso import bench_restore  # noqa: E402,F401 - register `restore`
-from cso import bench_load  # noqa: E402,F401 - register `load`
+#: Modules registering the other benchmarks; imported by `benchmarks`, not at import time, so
+#: that each of them may be imported first (they import this module).
+PLUGINS = ("cso.bench_provision", "cso.bench_sim", "cso.bench_restore", "cso.bench_load")
+
+
+def benchmarks() -> dict[str, Benchmark]:
+    """Every benchmark, by name: this module's and those the `PLUGINS` register."""
+    for module in PLUGINS:
+        importlib.import_module(module)
+    return BENCHMARKS
 
 
 # -- command ------------------------------------------------------------------------------
@@ -252,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line of ``cso bench``: one subcommand per registered benchmark."""
     p = argparse.ArgumentParser(prog="cso bench", description="Run a benchmark.")
     sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
-    for bench in BENCHMARKS.values():
+    for bench in benchmarks().values():
         sp = sub.add_parser(bench.name, help=bench.help, description=bench.help)
         sp.add_argument("--json", action="store_true", help="print one JSON object")
         bench.configure(sp)

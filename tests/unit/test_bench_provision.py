@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from cso import bench_provision as bp
-from cso.bench import BENCHMARKS, main, parser
+from cso.bench import benchmarks, main, parser
 from cso.emulation import HostPlan
 from sc_app.metrics import ScMetrics
 
@@ -20,7 +20,7 @@ from sc_app.metrics import ScMetrics
 # -- arguments ----------------------------------------------------------------------------
 
 def test_provision_is_registered_with_its_options():
-    assert "provision" in BENCHMARKS
+    assert "provision" in benchmarks()
     args = parser().parse_args(["provision"])
     assert (args.requests, args.concurrency, args.seed, args.rate, args.topo) == \
         (400, 16, 1, 100.0, "nsfnet")

@@ -6,11 +6,11 @@ import argparse
 import pytest
 
 from cso import bench_restore as br
-from cso.bench import BENCHMARKS, main, parser
+from cso.bench import benchmarks, main, parser
 
 
 def test_restore_is_registered_with_its_defaults():
-    assert "restore" in BENCHMARKS
+    assert "restore" in benchmarks()
     args = parser().parse_args(["restore"])
     assert args.repeats == 3 and args.counts == [1, 10, 40]
     assert args.fibre == "7-8" and args.interval == pytest.approx(0.001)
@@ -72,19 +72,44 @@ def test_reply_gap_is_the_longest_silence_between_replies():
     assert br.reply_gap_ms(out.splitlines()[1]) is None
 
 
+def test_loss_window_counts_send_times_of_lost_pings_only():
+    out = ("[1700000000.001300] 64 bytes from 10.2.7.1: icmp_seq=1 ttl=64 time=0.3 ms\n"
+           "[1700000000.002300] 64 bytes from 10.2.7.1: icmp_seq=2 ttl=64 time=0.3 ms\n"
+           # 3 and 4 lost; 5 sent at .005 comes back 9 ms late (a slower path)
+           "[1700000000.014000] 64 bytes from 10.2.7.1: icmp_seq=5 ttl=64 time=9.0 ms\n"
+           "[1700000000.015000] 64 bytes from 10.2.7.1: icmp_seq=6 ttl=64 time=9.0 ms\n")
+    assert br.loss_window_ms(out) == pytest.approx(3.0)
+    late = out.replace("icmp_seq=5", "icmp_seq=3").replace("icmp_seq=6", "icmp_seq=4")
+    assert br.loss_window_ms(late) == 0.0  # only delayed, nothing lost
+    assert br.loss_window_ms(out.splitlines()[0]) is None
+
+
 def test_summarise_and_report_judge_the_targets():
     rounds = {1: [{"n": 1, "restoration_ms": [5.0], "lost_ms": 3.0, "gap_ms": 30.0,
                    "down": 0}],
               40: [{"n": 38, "restoration_ms": [10.0, 150.0], "lost_ms": 6.0, "gap_ms": 60.0,
                     "down": 2}]}
-    figures = br.summarise(rounds, [{"lost_ms": 1.0, "gap_ms": 4.0}, None,
-                                    {"lost_ms": 2.0, "gap_ms": 12.0}])
+    figures = br.summarise(rounds, [{"lost_ms": 1.0, "gap_ms": 4.0, "window_ms": 2.0}, None,
+                                    {"lost_ms": 2.0, "gap_ms": 12.0, "window_ms": 3.0}],
+                           [{"lost_ms": 0.0, "gap_ms": 11.0}])
     assert figures["counts"]["1"]["ping_gap"]["median_ms"] == 30.0
     assert figures["counts"]["40"]["reached"] == 38 and figures["counts"]["40"]["down"] == 2
     assert figures["protection"]["ping_gap"] == {"count": 2, "median_ms": 8.0, "max_ms": 12.0}
+    assert figures["protection"]["ping_window"]["median_ms"] == 2.5
+    assert figures["protection"]["control_gap"] == {"count": 1, "median_ms": 11.0,
+                                                    "max_ms": 11.0}
     assert figures["targets"] == {"one_median_under_50ms": True,
                                   "forty_median_under_200ms": False,  # only 38 reached
                                   "protection_under_10ms": True}
     text = br.report({"date": "d", "fibre": "7-8", "repeats": 1, "interval_ms": 1.0,
                       **figures})
-    assert "NOT met" in text and "Protection" in text
+    assert "NOT met" in text and "Protection" in text and "Control" in text
+
+
+def test_control_fibre_touches_neither_route():
+    from topologies.loader import load
+    topology = load("nsfnet")
+    fibre = topology.link(br.control_fibre(topology, ["0", "7", "1", "3", "4", "6"]))
+    assert not {fibre.a, fibre.b} & {"0", "7", "1", "3", "4", "6"}
+    with pytest.raises(ValueError):
+        br.control_fibre(topology, topology.nodes)
