@@ -16,7 +16,10 @@ for each N in ``--counts`` (default 1, 10, 40) and each of ``--repeats`` rounds:
 
 Protection: a ``"protection": "link"`` lightpath u0 -> dc7 (working route the fibre 0-7 next
 to the ingress), ping, cut the working fibre: switch-over = the reply gap (and lost pings x
-interval).
+interval). Control: the same, but the fibre cut is one no node of either route touches
+(`control_fibre`): the reply gap it causes is what any link change costs the traffic in
+``ovs-vswitchd`` (one process forwards for every switch in the userspace datapath), with
+no switch-over at all.
 Everything is stopped at the end, also on errors.
 """
 from __future__ import annotations
@@ -97,6 +100,8 @@ def ping_outage_ms(output: str, interval: float) -> Optional[float]:
 
 
 REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", re.MULTILINE)
+REPLY_RTT = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+) .*time=([\d.]+) ms",
+                       re.MULTILINE)
 
 
 def reply_gap_ms(output: str) -> Optional[float]:
@@ -106,6 +111,19 @@ def reply_gap_ms(output: str) -> Optional[float]:
     if len(times) < 2:
         return None
     return round(max(b - a for a, b in zip(times, times[1:])) * 1e3, 2)
+
+
+def loss_window_ms(output: str) -> Optional[float]:
+    """The longest time between sending two answered pings with every ping sent in between
+    lost (send time = reply timestamp - its RTT), ms: the outage as packets saw it, without
+    the time replies were only late (a slower path, a busy switch). 0.0 when none was lost,
+    None without 2 replies."""
+    sent = sorted((int(seq), float(stamp) - float(rtt) / 1e3)
+                  for stamp, seq, rtt in REPLY_RTT.findall(output))
+    if len(sent) < 2:
+        return None
+    windows = [b - a for (i, a), (j, b) in zip(sent, sent[1:]) if j - i > 1]
+    return round(max(windows, default=0.0) * 1e3, 2)
 
 
 def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -122,6 +140,15 @@ def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
             data = []
         elif line.startswith("data:"):
             data.append(line[5:].lstrip())
+
+
+def control_fibre(topology: Any, nodes: Iterable[str]) -> str:
+    """A fibre with neither end at any of ``nodes`` (the control round's cut)."""
+    busy = set(nodes)
+    for link in topology.links:
+        if link.a not in busy and link.b not in busy:
+            return link.id
+    raise ValueError("every fibre touches the lightpath's routes")
 
 
 def fibre_pairs(pairs: Sequence[tuple[str, str]], nodes: dict[str, str],
@@ -207,7 +234,8 @@ def _finish_ping(ping: lab.Process, interval: float, seconds: float) -> dict[str
     ping.popen.wait(seconds * 3 + 10)
     with open(ping.log_path, encoding="utf-8", errors="replace") as handle:
         output = handle.read()
-    return {"lost_ms": ping_outage_ms(output, interval), "gap_ms": reply_gap_ms(output)}
+    return {"lost_ms": ping_outage_ms(output, interval), "gap_ms": reply_gap_ms(output),
+            "window_ms": loss_window_ms(output)}
 
 
 def _round(sc: lab.ScRun, net: lab.NetRun, ip: dict[str, str],
@@ -255,19 +283,25 @@ def _round(sc: lab.ScRun, net: lab.NetRun, ip: dict[str, str],
 
 
 def _protection_round(sc: lab.ScRun, net: lab.NetRun, args: argparse.Namespace,
-                      tag: str) -> Optional[dict[str, Any]]:
+                      tag: str, control: bool = False) -> Optional[dict[str, Any]]:
+    """Ping over the protected lightpath and cut its working fibre (``control``: a fibre far
+    from both its routes instead); the ping's figures."""
     src, dst, fibre = PROTECTED
-    link = load(args.topology).link(fibre)
-    intf = net.switch_ports(f"s{link.a}")[link.a_port]
+    topology = load(args.topology)
     reply = sc.request("POST", LIGHTPATHS, {"src": net.ip(src), "dst": net.ip(dst),
                                             "protection": "link"}, token=TOKEN)
     if reply.status != 201:
         return None
     lp = reply.json
+    if control:
+        fibre = control_fibre(topology, [*lp["route"], *lp["protection"]["route"]])
+    link = topology.link(fibre)
+    intf = net.switch_ports(f"s{link.a}")[link.a_port]
     seconds = 2.0
     try:
         net.ping(src, dst, count=2)
-        ping = _ping(net, src, dst, args.interval, seconds, f"protect-ping-{tag}")
+        name = f"{'control' if control else 'protect'}-ping-{tag}"
+        ping = _ping(net, src, dst, args.interval, seconds, name)
         time.sleep(0.5)
         _set_link(intf, "down")
         try:
@@ -281,7 +315,8 @@ def _protection_round(sc: lab.ScRun, net: lab.NetRun, args: argparse.Namespace,
 
 
 def summarise(rounds: dict[int, list[dict[str, Any]]],
-              protection: Sequence[Optional[dict[str, Any]]]) -> dict[str, Any]:
+              protection: Sequence[Optional[dict[str, Any]]],
+              control: Sequence[Optional[dict[str, Any]]] = ()) -> dict[str, Any]:
     """Medians and maxima per count, and the targets."""
     per_count = {}
     for n, results in rounds.items():
@@ -296,7 +331,11 @@ def summarise(rounds: dict[int, list[dict[str, Any]]],
     prot = {"ping_lost": stats(p["lost_ms"] for p in protection
                                if p is not None and p["lost_ms"] is not None),
             "ping_gap": stats(p["gap_ms"] for p in protection
-                              if p is not None and p["gap_ms"] is not None)}
+                              if p is not None and p["gap_ms"] is not None),
+            "ping_window": stats(p["window_ms"] for p in protection
+                                 if p is not None and p.get("window_ms") is not None),
+            "control_gap": stats(p["gap_ms"] for p in control
+                                 if p is not None and p["gap_ms"] is not None)}
     targets = {}
     if "1" in per_count:
         median = per_count["1"]["ping_gap"]["median_ms"]
@@ -308,7 +347,8 @@ def summarise(rounds: dict[int, list[dict[str, Any]]],
                                                and median < TARGET_FORTY_MS)
     if prot["ping_gap"]["median_ms"] is not None:
         targets["protection_under_10ms"] = prot["ping_gap"]["median_ms"] < TARGET_PROTECTION_MS
-    return {"counts": per_count, "protection": {**prot, "rounds": protection},
+    return {"counts": per_count,
+            "protection": {**prot, "rounds": protection, "control_rounds": list(control)},
             "targets": targets}
 
 
@@ -329,6 +369,7 @@ def bench_restore(args: argparse.Namespace) -> dict[str, Any]:
     net = None
     rounds: dict[int, list[dict[str, Any]]] = {n: [] for n in args.counts}
     protection: list[Optional[dict[str, Any]]] = []
+    control: list[Optional[dict[str, Any]]] = []
     try:
         lab.ensure_ovs()
         sc.start()
@@ -338,13 +379,14 @@ def bench_restore(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.counts:
                 rounds[n].append(_round(sc, net, ip, candidates, args, n, f"{n}-{repeat}"))
             protection.append(_protection_round(sc, net, args, str(repeat)))
+            control.append(_protection_round(sc, net, args, str(repeat), control=True))
     finally:
         if net is not None:
             net.stop()
         sc.stop()
     return {"benchmark": "restore", "date": started, "fibre": args.fibre,
             "interval_ms": args.interval * 1e3, "repeats": args.repeats,
-            "log_dir": log_dir, **summarise(rounds, protection), "machine": machine()}
+            "log_dir": log_dir, **summarise(rounds, protection, control), "machine": machine()}
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -370,6 +412,12 @@ def report(figures: dict[str, Any]) -> str:
     lines.append(f"Protection switch-over: reply gap median {_fmt(p['ping_gap']['median_ms'])}"
                  f", max {_fmt(p['ping_gap']['max_ms'])}; lost x interval median "
                  f"{_fmt(p['ping_lost']['median_ms'])}, max {_fmt(p['ping_lost']['max_ms'])}")
+    window = p.get("ping_window", {})
+    lines.append(f"  loss window (send times, lost pings only) median "
+                 f"{_fmt(window.get('median_ms'))}, max {_fmt(window.get('max_ms'))}")
+    control = p.get("control_gap", {})
+    lines.append(f"Control (a fibre far from the lightpath cut, no switch-over): reply gap "
+                 f"median {_fmt(control.get('median_ms'))}, max {_fmt(control.get('max_ms'))}")
     lines.append("Targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}"
                                          for k, v in figures["targets"].items()))
     return "\n".join(lines)

@@ -15,6 +15,11 @@ class around the logic it exposes::
 
 Every failure is answered as JSON by `cso.rest`: an unknown path is a 404, a known path with
 another method a 405 (with ``Allow``), an `ApiError` its own status, anything else a logged 500.
+A path ending in a newline (``%0A``) is a 404 before any routing: Routes' regexes end in
+``$``, which also matches before a final newline, so ``/x%0A`` would be served as ``/x``
+(fuzz finding 4, docs/reliability.md). That is the only difference between ``$`` and
+``\\Z``, and no resource's path ends in a newline; other control characters are left to the
+routes and handlers as before.
 """
 from __future__ import annotations
 
@@ -37,6 +42,12 @@ LOG = logging.getLogger(__name__)
 Handler = Callable[..., Response]
 _ROUTES_ATTR = "_cso_routes"
 _KEY = "_cso_path"
+
+
+def has_trailing_newline(path: str) -> bool:
+    """Whether a (decoded) URL path ends in a newline, which a Routes regex (``...$``) would
+    match as if it were not there; no resource has such a path."""
+    return path.endswith("\n")
 
 
 def route(path: str, *methods: str) -> Callable[[Handler], Handler]:
@@ -89,7 +100,8 @@ class WsgiApp:
     @handles_errors
     def dispatch(self, req: Request) -> Response:
         """The response of the handler routed for ``req``, or a JSON error."""
-        match = self._mapper.match(req.path_info)
+        match = None if has_trailing_newline(req.path_info) else \
+            self._mapper.match(req.path_info)
         if match is None:
             raise ApiError(404, "not-found", f"no resource {req.path_info}")
         path = match.pop(_KEY)

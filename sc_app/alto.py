@@ -522,8 +522,9 @@ class AltoServer:
         metric = get_field(obj, "cost-metric", "string", f"{path}/cost-metric", True)
         mode = get_field(obj, "cost-mode", "string", f"{path}/cost-mode", True)
         context = get_field(obj, "cost-context", "object", f"{path}/cost-context")
+        # RFC 7285 says nothing of a context; ours (the spec's CostType) requires its source.
         source = None if context is None else get_field(
-            context, "cost-source", "string", f"{path}/cost-context/cost-source")
+            context, "cost-source", "string", f"{path}/cost-context/cost-source", True)
         for ct in COST_TYPES:
             if (ct.metric, ct.mode) == (metric, mode) and source in (None, ct.source):
                 return ct

@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from ryu.app.wsgi import ControllerBase, route
+from ryu.app.wsgi import route
 from webob import Request, Response
 
 from cso.rest import ApiError, authenticate, handles_errors, json_body, json_response
 from sc_app.alto import (COST_TYPES, DIRECTORY, E_SYNTAX, ERROR, EVENT_STREAM, NETWORK_MAP_ID,
                          PREFIX, UPDATE_STREAM_PARAMS, AltoError, AltoServer)
 from sc_app.alto_sse import UpdateStreams
+from sc_app.rest_base import JsonController
 from sc_app.events import max_seconds_param
 
 AUTH_MODES = ("ac-tokens", "none")
@@ -71,7 +72,7 @@ def alto_body(req: Request, accepts: str) -> dict[str, Any]:
         raise AltoError(E_SYNTAX, syntax_error=err.reason) from None
 
 
-class AltoController(ControllerBase):
+class AltoController(JsonController):
     """ALTO information resources, update streams and their control."""
 
     def __init__(self, req: Request, link: Any, data: dict[str, Any], **config: Any):

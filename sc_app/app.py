@@ -23,6 +23,7 @@ from sc_app.alto_api import AltoController, alto_data
 from sc_app.asi import AsiController
 from sc_app.core import ScCore
 from sc_app.installer import SwitchUnreachable
+from sc_app.reconcile import READ_REQUESTS
 from sc_app.lightpath import host_mac
 from sc_app.smi import NotFoundController, SmiController
 
@@ -84,7 +85,8 @@ class ServiceController(app_manager.RyuApp):
         base: list[Any] = list(flows.base_flows())
         self._send_all(dpid, base)
         result = self.core.reconciler.reconcile(dpid)
-        return len(base) + 1 + result.messages  # + the flow stats request
+        # + the flow stats and group description requests
+        return len(base) + READ_REQUESTS + result.messages
 
     def _reconcile(self, dpid: int) -> None:
         """A switch connected: reconcile its lightpath entries (in its own green thread)."""
@@ -131,12 +133,16 @@ class ServiceController(app_manager.RyuApp):
         self._send_all(dp.id, msgs)
         if msgs:  # a switch of the topology: its lightpath entries are reconciled
             hub.spawn(self._reconcile, dp.id)
+            # The last switch back after a start: fibres still down get their lightpaths
+            # restored (they never changed state in this process).
+            self.core.check_after_start()
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
-    def _flow_stats(self, ev: Any) -> None:
+    @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPGroupDescStatsReply],
+                MAIN_DISPATCHER)
+    def _stats_reply(self, ev: Any) -> None:
         msg = ev.msg
         more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
-        self.core.reconciler.on_flow_stats(msg.datapath.id, msg.xid, msg.body, more)
+        self.core.reconciler.on_stats_reply(msg.datapath.id, msg.xid, msg.body, more)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev: Any) -> None:
@@ -186,6 +192,7 @@ class ServiceController(app_manager.RyuApp):
         while True:
             hub.sleep(self.settings.discovery_grace)
             try:
+                self.core.check_after_start(force=True)  # some switch never came back
                 self.core.pa.check_discovery()
             except Exception:  # noqa: BLE001 - keep discovering; the error is logged
                 LOG.exception("discovery check failed")

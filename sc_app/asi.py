@@ -7,19 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryu.app.wsgi import ControllerBase, route
+from ryu.app.wsgi import route
 from webob import Request, Response
 
 from cso.rest import (ApiError, authenticate, handles_errors, json_body, json_response,
                       query_params)
 from sc_app.events import max_seconds_param, sse_stream
 from sc_app.nrae import VIEWS
+from sc_app.rest_base import JsonController
 
 PREFIX = "/asi/v1"
 ID = {"lp_id": r"[A-Za-z0-9._-]{1,64}"}
 
 
-class AsiController(ControllerBase):
+class AsiController(JsonController):
     """Lightpaths, candidate evaluation, abstract topology and events for an AC."""
 
     def __init__(self, req: Request, link: Any, data: dict[str, Any], **config: Any):

@@ -66,19 +66,45 @@ class ScCore:
             LOG.warning("dropped lightpaths that were not fully set up: %s", dropped)
         # After restore: the lightpaths' wavelengths are held before any fibre event counts.
         self.restorer = Restorer(self.service, self.ted, self.alarms, self.metrics, spawn)
+        #: Whether the one restoration check after start (`check_after_start`) was made.
+        self.start_checked = False
         LOG.info("SC ready: topology %s (%d nodes, %d links), %d lightpath(s) restored",
                  topology.name, len(topology.nodes), len(topology.links),
                  len(self.service.lightpaths))
 
     def expected_flows(self, dpid: int) -> dict[int, list[Any]]:
-        """Cookie -> the messages each settled (up or down) lightpath needs on switch ``dpid``."""
+        """Cookie -> the messages each settled (up or down) lightpath needs on switch ``dpid``
+        (a protected one's groups as the SC last set them: turned or not)."""
         out: dict[int, list[Any]] = {}
         for lp in list(self.service.lightpaths.values()):
             if lp.state in (UP, DOWN):
-                msgs = flows.lightpath_flows(self.topology, lp).get(dpid)
+                turned = self.service.switched.get(lp.id, ())
+                msgs = flows.lightpath_flows(self.topology, lp, turned).get(dpid)
                 if msgs is not None:
                     out[lp.cookie] = msgs
         return out
+
+    def check_after_start(self, force: bool = False) -> bool:
+        """Once after start, when every switch of the topology is connected (or ``force``):
+        every recorded lightpath is queued for restoration; True when that happened now.
+
+        Every fibre starts down in this process and goes up as its switches connect: a
+        fibre still down then never changes state, so the lightpaths the DBM has on it
+        would not be re-routed. Once all switches are connected their ports say which
+        fibres work; ``force`` (the Ryu app's first discovery period) covers a switch
+        that does not come back.
+        """
+        if self.start_checked:
+            return False
+        connected = all(node.dpid in self.pa.connected for node in self.topology.nodes.values())
+        if not (connected or force):
+            return False
+        self.start_checked = True
+        broken = self.pa.alarm_down_fibres()
+        queued = self.restorer.check_all()
+        LOG.info("restoration check after start: %d lightpath(s) looked at, fibres down "
+                 "between connected switches: %s", queued, ", ".join(broken) or "none")
+        return True
 
     def leave_cookie(self, cookie: int) -> bool:
         """Whether reconciliation must leave a cookie alone: an operation is working on it."""

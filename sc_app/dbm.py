@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS alarms (
     cleared_at REAL
 );
 CREATE INDEX IF NOT EXISTS alarms_active ON alarms (kind, subject) WHERE cleared_at IS NULL;
+-- Protected lightpaths' directions (reverse: 0 or 1) whose fast-failover group the SC turned
+-- protection-first (non-revertive: kept across SC restarts, reconciliation restores it).
+CREATE TABLE IF NOT EXISTS switched_groups (
+    lp_id TEXT NOT NULL,
+    reverse INTEGER NOT NULL,
+    PRIMARY KEY (lp_id, reverse)
+);
 CREATE TABLE IF NOT EXISTS config_snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     taken_at REAL NOT NULL,
@@ -207,9 +214,27 @@ class Database:
         return lp
 
     def delete_lightpath(self, lp_id: str) -> bool:
-        """Forget a lightpath; False if there was none."""
+        """Forget a lightpath (and its switched groups); False if there was none."""
         with self._write() as db:
+            db.execute("DELETE FROM switched_groups WHERE lp_id = ?", (lp_id,))
             return db.execute("DELETE FROM lightpaths WHERE id = ?", (lp_id,)).rowcount > 0
+
+    def set_switched(self, lp_id: str, reverse: bool, switched: bool) -> None:
+        """Record whether a protected lightpath's group of one direction is turned."""
+        with self._write() as db:
+            if switched:
+                db.execute("INSERT OR IGNORE INTO switched_groups (lp_id, reverse) "
+                           "VALUES (?, ?)", (lp_id, int(reverse)))
+            else:
+                db.execute("DELETE FROM switched_groups WHERE lp_id = ? AND reverse = ?",
+                           (lp_id, int(reverse)))
+
+    def list_switched(self) -> dict[str, set[bool]]:
+        """Lightpath id -> the directions (reverse?) whose group the SC turned."""
+        out: dict[str, set[bool]] = {}
+        for row in self._read("SELECT lp_id, reverse FROM switched_groups"):
+            out.setdefault(row["lp_id"], set()).add(bool(row["reverse"]))
+        return out
 
     def get_lightpath(self, lp_id: str) -> Optional[Lightpath]:
         """The lightpath ``lp_id``, or None."""

@@ -140,14 +140,16 @@ def _one_direction(topology: Topology, cookie: int, vid: Optional[int], src: End
     return out
 
 
-def lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
+def lightpath_flows(topology: Topology, lp: Lightpath,
+                    protection_first: Iterable[bool] = ()) -> FlowMessages:
     """All entries of ``lp``, both directions, keyed by dpid (every route node is a key).
 
     A protected lightpath (``lp.protection``) gets `protected_lightpath_flows`: its
-    fast-failover groups come first in each switch's list, before the entries using them.
+    fast-failover groups come first in each switch's list, before the entries using them;
+    ``protection_first``: the directions (reverse?) whose group the SC turned.
     """
     if lp.protection is not None:
-        return protected_lightpath_flows(topology, lp)
+        return protected_lightpath_flows(topology, lp, protection_first)
     forward = _one_direction(topology, lp.cookie, lp.vlan_vid, lp.src_endpoint,
                              lp.dst_endpoint, lp.route, lp.links)
     reverse = _one_direction(topology, lp.cookie, lp.vlan_vid, lp.dst_endpoint,
@@ -228,7 +230,8 @@ def _is_ingress(msg: parser.MsgBase) -> bool:
     return isinstance(msg, parser.OFPFlowMod) and PRIO_INGRESS <= msg.priority < PRIO_TRANSIT
 
 
-def protected_lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages:
+def protected_lightpath_flows(topology: Topology, lp: Lightpath,
+                              protection_first: Iterable[bool] = ()) -> FlowMessages:
     """A protected lightpath's groups and entries, both directions, keyed by dpid.
 
     Per direction, the ingress switch has one fast-failover group: bucket 1 pushes
@@ -237,8 +240,10 @@ def protected_lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages
     fibre (watching that one). The ingress entries apply the group. Transit and
     egress entries exist on both routes (each with its own VID and in_port, so they
     never overlap); the egress switch accepts either. The group comes first in
-    its switch's list: an entry naming a missing group would be refused.
+    its switch's list: an entry naming a missing group would be refused. The directions in
+    ``protection_first`` have the protection bucket first (the SC's switch-over).
     """
+    turned = set(protection_first)
     prot = lp.protection
     if prot is None or lp.vlan_vid is None:
         raise ValueError(f"{lp.id} is not a protected lightpath")
@@ -253,7 +258,7 @@ def protected_lightpath_flows(topology: Topology, lp: Lightpath) -> FlowMessages
         group_id = protection_group_id(lp.cookie, reverse)
         working = _one_direction(topology, lp.cookie, lp.vlan_vid, src, dst, w_route, w_links)
         backup = _one_direction(topology, lp.cookie, prot.vlan_vid, src, dst, p_route, p_links)
-        ingress_dpid, group = protection_group(topology, lp, reverse)
+        ingress_dpid, group = protection_group(topology, lp, reverse, reverse in turned)
         by_dpid[ingress_dpid].append(group)
         for node, msg in working:
             if _is_ingress(msg):

@@ -12,6 +12,12 @@ missing or disconnected, an error, a barrier timeout) the lightpath's cookie
 DELETE goes to every switch of the path and the failure is reported with a
 code and the dpid that caused it; switches where even the rollback could not be
 confirmed are listed, for the SC to reconcile when they come back.
+
+`install_many` and `remove_many` do the same for several cookies at once (restoration
+of every lightpath a fibre cut hits): each switch gets all of their messages and one
+barrier, and each cookie succeeds, or is rolled back, on its own: an OFPT_ERROR counts
+against the cookie of the message it answers, a switch that fails (unreachable, no
+barrier reply) against every cookie with messages there.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Protocol
+from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 
 import eventlet
 from eventlet.event import Event
@@ -72,12 +78,31 @@ def describe_error(error: Any) -> str:
     return str(error)
 
 
+#: Per switch, the messages to send, each with the index of the cookie it belongs to (None:
+#: the batch has one cookie, and an error fails the whole switch).
+Tagged = dict[int, list[tuple[Optional[int], Any]]]
+
+
+def _untagged(messages: dict[int, list]) -> Tagged:
+    return {dpid: [(None, msg) for msg in msgs] for dpid, msgs in messages.items()}
+
+
+def _tagged(batches: Sequence[dict[int, list]]) -> Tagged:
+    merged: Tagged = {}
+    for index, messages in enumerate(batches):
+        for dpid, msgs in messages.items():
+            merged.setdefault(dpid, []).extend((index, msg) for msg in msgs)
+    return merged
+
+
 class _Batch:
     """Messages sent to many switches, each switch confirmed by its barrier."""
 
     def __init__(self, dpids: Iterable[int], fail_fast: bool, clock: Callable[[], float]):
         self.pending = set(dpids)
         self.failures: dict[int, tuple[str, str]] = {}
+        #: Tagged messages refused by a switch: cookie index -> (dpid, code, reason), first one.
+        self.refused: dict[int, tuple[int, str, str]] = {}
         self.xids: list[tuple[int, int]] = []
         self.fail_fast = fail_fast
         self.done = Event()
@@ -97,6 +122,19 @@ class _Batch:
         self.failures[dpid] = (code, reason)
         self.pending.discard(dpid)
         self._check()
+
+    def refuse(self, tag: int, dpid: int, code: str, reason: str) -> None:
+        """A message of cookie ``tag`` was refused; the switch goes on (its barrier counts)."""
+        self.refused.setdefault(tag, (dpid, code, reason))
+
+    def failure_of(self, tag: int, dpids: Iterable[int]) -> Optional[tuple[int, str, str]]:
+        """Why cookie ``tag`` (with messages on ``dpids``) failed; None if it did not."""
+        if tag in self.refused:
+            return self.refused[tag]
+        for dpid in dpids:
+            if dpid in self.failures:
+                return (dpid, *self.failures[dpid])
+        return None
 
     def _check(self) -> None:
         if self.done.ready():
@@ -119,7 +157,7 @@ class FlowInstaller:
         self.transport = transport
         self.barrier_timeout = barrier_timeout
         self.clock = clock
-        self._xids: dict[tuple[int, int], tuple[_Batch, bool]] = {}
+        self._xids: dict[tuple[int, int], tuple[_Batch, bool, Optional[int]]] = {}
         self._early: collections.OrderedDict[tuple[int, int], Any] = collections.OrderedDict()
         self._active: set[_Batch] = set()
 
@@ -131,26 +169,70 @@ class FlowInstaller:
         failure); the caller adds any time it spent before.
         """
         started = self.clock()
-        batch = self._run(messages, fail_fast=True, timeout=timeout)
+        batch = self._run(_untagged(messages), fail_fast=True, timeout=timeout)
         latency = batch.finished_at - started
         if not batch.failures:
             return InstallResult(True, latency)
         dpid, code, reason = batch.first_failure()
         LOG.warning("install of cookie %#x failed on dpid %s (%s: %s): rolling back",
                     cookie, dpid, code, reason)
-        rollback = self._run(flows.delete_lightpath(cookie, messages), fail_fast=False,
-                             timeout=timeout)
+        rollback = self._run(_untagged(flows.delete_lightpath(cookie, messages)),
+                             fail_fast=False, timeout=timeout)
         return InstallResult(False, latency, code, dpid, reason, tuple(sorted(rollback.failures)))
+
+    def install_many(self, batches: Sequence[tuple[int, dict[int, list]]],
+                     timeout: Optional[float] = None) -> list[InstallResult]:
+        """`install` of several ``(cookie, {dpid: [msg, ...]})`` at once, one result each.
+
+        Every switch gets all their messages and one barrier; a cookie that failed is
+        rolled back (its cookie DELETE on its switches, all such DELETEs again in one batch
+        per switch) and the others stay.
+        """
+        started = self.clock()
+        batch = self._run(_tagged([msgs for _, msgs in batches]), fail_fast=False,
+                          timeout=timeout)
+        latency = batch.finished_at - started
+        failed = {i: batch.failure_of(i, msgs) for i, (_, msgs) in enumerate(batches)}
+        failed = {i: why for i, why in failed.items() if why is not None}
+        for i, (dpid, code, reason) in failed.items():
+            LOG.warning("install of cookie %#x failed on dpid %s (%s: %s): rolling back",
+                        batches[i][0], dpid, code, reason)
+        rollback = self._run(_tagged([flows.delete_lightpath(batches[i][0], batches[i][1])
+                                      for i in failed]), fail_fast=False, timeout=timeout)
+        results = []
+        for i, (_, msgs) in enumerate(batches):
+            if i not in failed:
+                results.append(InstallResult(True, latency))
+                continue
+            dpid, code, reason = failed[i]
+            unclean = tuple(sorted(set(msgs) & set(rollback.failures)))
+            results.append(InstallResult(False, latency, code, dpid, reason, unclean))
+        return results
 
     def remove(self, cookie: int, dpids: Iterable[int],
                timeout: Optional[float] = None) -> InstallResult:
         """Delete every entry with ``cookie`` from ``dpids``, confirmed by barriers."""
+        return self.remove_many([(cookie, dpids)], timeout)[0]
+
+    def remove_many(self, removals: Sequence[tuple[int, Iterable[int]]],
+                    timeout: Optional[float] = None) -> list[InstallResult]:
+        """`remove` of several ``(cookie, dpids)`` at once (one barrier per switch), one
+        result each."""
         started = self.clock()
-        batch = self._run(flows.delete_lightpath(cookie, dpids), fail_fast=False,
-                          timeout=timeout)
-        dpid, code, reason = batch.first_failure()
-        return InstallResult(not batch.failures, batch.finished_at - started, code, dpid,
-                             reason, tuple(sorted(batch.failures)))
+        deletes = [flows.delete_lightpath(cookie, dpids) for cookie, dpids in removals]
+        batch = self._run(_tagged(deletes), fail_fast=False, timeout=timeout)
+        latency = batch.finished_at - started
+        results = []
+        for i, msgs in enumerate(deletes):
+            failure = batch.failure_of(i, msgs)
+            if failure is None:
+                results.append(InstallResult(True, latency))
+                continue
+            unclean = tuple(sorted(d for d in msgs if d in batch.failures or (
+                i in batch.refused and batch.refused[i][0] == d)))
+            results.append(InstallResult(False, latency, failure[1], failure[0], failure[2],
+                                         unclean))
+        return results
 
     def on_barrier_reply(self, dpid: int, xid: int) -> bool:
         """A barrier reply arrived; False if it belongs to nothing in flight."""
@@ -173,23 +255,27 @@ class FlowInstaller:
             while len(self._early) > _EARLY_REPLIES:
                 self._early.popitem(last=False)
             return False
-        batch, is_barrier = registered
-        if error is not None:
+        batch, is_barrier, tag = registered
+        if error is not None and tag is not None:
+            batch.refuse(tag, key[0], SWITCH_ERROR, describe_error(error))
+        elif error is not None:
             batch.fail(key[0], SWITCH_ERROR, describe_error(error))
         elif is_barrier:
             batch.confirm(key[0])
         return True
 
-    def _register(self, key: tuple[int, int], batch: _Batch, is_barrier: bool) -> None:
-        self._xids[key] = (batch, is_barrier)
+    def _register(self, key: tuple[int, int], batch: _Batch, is_barrier: bool,
+                  tag: Optional[int] = None) -> None:
+        self._xids[key] = (batch, is_barrier, tag)
         batch.xids.append(key)
         if key in self._early:
             self._deliver(key, self._early.pop(key))
 
-    def _send_switch(self, batch: _Batch, dpid: int, msgs: list) -> None:
+    def _send_switch(self, batch: _Batch, dpid: int,
+                     msgs: list[tuple[Optional[int], Any]]) -> None:
         try:
-            for msg in msgs:
-                self._register((dpid, self.transport.send(dpid, msg)), batch, False)
+            for tag, msg in msgs:
+                self._register((dpid, self.transport.send(dpid, msg)), batch, False, tag)
             self._register((dpid, self.transport.send(dpid, flows.barrier())), batch, True)
         except SwitchUnreachable as exc:
             batch.fail(dpid, SWITCH_UNREACHABLE, str(exc) or "switch not connected")
@@ -197,8 +283,7 @@ class FlowInstaller:
             LOG.exception("sending to dpid %s failed", dpid)
             batch.fail(dpid, SWITCH_UNREACHABLE, f"send failed: {exc!r}")
 
-    def _run(self, messages: dict[int, list], fail_fast: bool,
-             timeout: Optional[float]) -> _Batch:
+    def _run(self, messages: Tagged, fail_fast: bool, timeout: Optional[float]) -> _Batch:
         timeout = self.barrier_timeout if timeout is None else timeout
         batch = _Batch(messages, fail_fast, self.clock)
         self._active.add(batch)

@@ -164,6 +164,20 @@ class ProvisioningAgent:
                                    "both switches are connected but LLDP has not seen the fibre")
         return missing
 
+    def alarm_down_fibres(self) -> list[str]:
+        """Fibres down between two connected switches: ``link-down`` alarms (after a start,
+        a fibre down all along never went from up to down here, so nothing raised one)."""
+        down = []
+        for link in self.topology.links:
+            ends = (self.topology.nodes[link.a].dpid, self.topology.nodes[link.b].dpid)
+            if all(d in self.connected for d in ends) and not self.ted.oper_up[
+                    self.ted.index(link.id)]:
+                down.append(link.id)
+                self.alarms.raise_("link-down", "major", link.id,
+                                   "LLDP lost the fibre" if link.id in self.lldp_lost
+                                   else "fibre port down")
+        return down
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _forget_lldp_loss(self, node_id: str) -> None:

@@ -3,31 +3,39 @@
 When a switch connects (after its own restart, a lost connection or an SC
 restart) or an operator asks for a resync over SMI, the SC reads the switch's
 lightpath entries (a flow stats request filtered by the lightpath cookie tag)
-and compares them with the entries the recorded lightpaths need there
-(`sc_app.flows.lightpath_flows`), by cookie, table, priority, match and
-instructions as OpenFlow reports them. Then, in this order:
+and its groups (a group description request, sent at the same time), and
+compares them with what the recorded lightpaths need there
+(`sc_app.flows.lightpath_flows`): entries by cookie, table, priority, match and
+instructions as OpenFlow reports them; fast-failover groups (protected
+lightpaths) by id, type and buckets (watch port and actions, in order: a group
+the SC turned to the backup, kept in the DBM, must stay turned). Then, in this
+order:
 
+0. a missing group is added, a group whose buckets differ is MODIFYed (before
+   the entries that use it);
 1. an expected entry whose match and priority are held by a stale entry is
    added without the overlap check, replacing it in one step (no gap: e.g. an
    ingress entry a crashed re-route had already swapped to its new cookie);
 2. stale entries go: a cookie no recorded lightpath has is deleted whole, a
    recorded lightpath's entry that differs from what it needs is deleted
    strictly (its cookie, priority and match);
-3. missing entries are added (with the groups of their lightpath first).
+3. missing entries are added;
+4. stale groups (no recorded lightpath has their id) are deleted.
 
-Entries already correct are never touched: their counters keep counting.
+Entries and groups already correct are never touched: their counters keep counting.
 Cookies an install, re-route or teardown is working on right now (`CookieTracker`)
 and lightpaths that are not settled (``up`` or ``down``) are left to that work.
-A plain class: the Ryu app forwards the flow stats replies, tests use a fake
-transport.
+A plain class: the Ryu app forwards the flow stats and group description replies,
+tests use a fake transport.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from eventlet.event import Event
 from ryu.ofproto import ofproto_v1_3 as ofp
@@ -35,10 +43,12 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from sc_app import flows
 from sc_app.installer import InstallResult, SwitchUnreachable, Transport
-from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK
+from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK, lightpath_cookie
 
 LOG = logging.getLogger(__name__)
 
+#: Requests a reconciliation starts with: flow stats and group description.
+READ_REQUESTS = 2
 #: Replies that overtook their request's registration, kept (in count).
 _EARLY_REPLIES = 256
 
@@ -50,6 +60,11 @@ def flow_stats_request() -> parser.OFPFlowStatsRequest:
     return parser.OFPFlowStatsRequest(None, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
                                       LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK,
                                       parser.OFPMatch())
+
+
+def group_desc_request() -> parser.OFPGroupDescStatsRequest:
+    """A group description request: every group of the switch."""
+    return parser.OFPGroupDescStatsRequest(None, 0)
 
 
 def _canonical_match(match: parser.OFPMatch) -> tuple:
@@ -98,6 +113,20 @@ def _canonical_instructions(instructions: Iterable[Any]) -> tuple:
     return tuple(out)
 
 
+def group_key(group: Any) -> EntryKey:
+    """A group (group mod or group description) as comparable: type and ordered buckets."""
+    return (group.type, tuple((b.watch_port, tuple(_canonical_action(a) for a in b.actions))
+                              for b in group.buckets))
+
+
+def group_owner(group_id: int) -> Optional[int]:
+    """The cookie of the lightpath a protection group id belongs to; None if none can."""
+    try:
+        return lightpath_cookie(group_id // 2)
+    except ValueError:
+        return None
+
+
 def slot_key(entry: Any) -> EntryKey:
     """Where an entry sits: (table, priority, match); ADD replaces an entry in the same slot."""
     return (entry.table_id, entry.priority, _canonical_match(entry.match))
@@ -114,7 +143,8 @@ def _is_flow_add(msg: Any) -> bool:
 
 @dataclass
 class FlowPlan:
-    """What a switch needs: entries replaced in place, deletions, additions."""
+    """What a switch needs: groups fixed, entries replaced in place, deletions, additions,
+    stale groups deleted."""
 
     replace: list[Any] = field(default_factory=list)
     delete: list[Any] = field(default_factory=list)
@@ -122,10 +152,14 @@ class FlowPlan:
     kept: int = 0
     stale_cookies: set[int] = field(default_factory=set)
     added_cookies: set[int] = field(default_factory=set)
+    group_fix: list[Any] = field(default_factory=list)
+    group_delete: list[Any] = field(default_factory=list)
+    groups_kept: int = 0
 
     def messages(self) -> list[Any]:
-        """The messages in the order they must go: replacements, deletions, additions."""
-        return [*self.replace, *self.delete, *self.add]
+        """The messages in the order they must go: groups added or modified, replacements,
+        deletions, additions, stale groups deleted."""
+        return [*self.group_fix, *self.replace, *self.delete, *self.add, *self.group_delete]
 
 
 def _delete_strict(stats: Any) -> parser.OFPFlowMod:
@@ -137,28 +171,56 @@ def _delete_strict(stats: Any) -> parser.OFPFlowMod:
 
 
 def _stale_cookie_messages(cookie: int) -> list[Any]:
+    """Everything of a cookie: its entries, and the fast-failover groups named after it."""
     msgs: list[Any] = [flows.delete_by_cookie(cookie)]
-    group_id = getattr(flows, "protection_group_id", None)
-    delete_group = getattr(flows, "delete_group", None)
-    if group_id is not None and delete_group is not None:
-        # A protected lightpath's fast-failover groups are named after its cookie.
-        for reverse in (False, True):
-            try:
-                msgs.append(delete_group(group_id(cookie, reverse)))
-            except ValueError:
-                pass
+    for reverse in (False, True):
+        try:
+            msgs.append(flows.delete_group(flows.protection_group_id(cookie, reverse)))
+        except ValueError:
+            pass
     return msgs
 
 
+def _plan_groups(result: FlowPlan, expected: dict[int, list[Any]], actual: Iterable[Any],
+                 leave: Callable[[int], bool]) -> None:
+    """Groups: missing ones added, differing ones MODIFYed, stale ones deleted."""
+    wanted = {msg.group_id: msg for cookie, msgs in expected.items() if not leave(cookie)
+              for msg in msgs if isinstance(msg, parser.OFPGroupMod)}
+    present = {}
+    for group in actual:
+        owner = group_owner(group.group_id)
+        if owner is None or not leave(owner):
+            present[group.group_id] = group
+    for group_id, group in present.items():
+        want = wanted.get(group_id)
+        if want is None:
+            result.group_delete.append(flows.delete_group(group_id))
+        elif group_key(group) == group_key(want):
+            result.groups_kept += 1
+        else:
+            result.group_fix.append(parser.OFPGroupMod(None, ofp.OFPGC_MODIFY, want.type,
+                                                       group_id, want.buckets))
+    for group_id, want in wanted.items():
+        if group_id not in present:
+            result.group_fix.append(want)
+            owner = group_owner(group_id)
+            if owner is not None:
+                result.added_cookies.add(owner)
+
+
 def plan(expected: dict[int, list[Any]], actual: Iterable[Any],
-         leave: Callable[[int], bool]) -> FlowPlan:
-    """Compare a switch's lightpath entries with the expected ones.
+         leave: Callable[[int], bool], groups: Optional[Iterable[Any]] = None) -> FlowPlan:
+    """Compare a switch's lightpath entries (and groups) with the expected ones.
 
     ``expected``: cookie -> the messages the recorded lightpath needs on this switch
     (flow ADDs, groups); ``actual``: the flow stats the switch reported; ``leave(cookie)``:
-    whether a cookie is someone else's business right now (neither deleted nor added).
+    whether a cookie is someone else's business right now (neither deleted nor added);
+    ``groups``: the group descriptions the switch reported (None: not read, so a cookie's
+    groups are only sent with its missing entries, and a stale cookie's groups deleted).
     """
     result = FlowPlan()
+    if groups is not None:
+        _plan_groups(result, expected, groups, leave)
     wanted: dict[EntryKey, Any] = {}
     for cookie, msgs in expected.items():
         if leave(cookie):
@@ -194,12 +256,13 @@ def plan(expected: dict[int, list[Any]], actual: Iterable[Any],
         if stats.cookie not in expected:
             if stats.cookie not in result.stale_cookies:
                 result.stale_cookies.add(stats.cookie)
-                result.delete.extend(_stale_cookie_messages(stats.cookie))
+                result.delete.extend(_stale_cookie_messages(stats.cookie) if groups is None
+                                     else [flows.delete_by_cookie(stats.cookie)])
         elif id(stats) not in replaced:
             result.delete.append(_delete_strict(stats))
     groups_sent: set[int] = set()
     for msg in later:
-        if msg.cookie not in groups_sent:
+        if groups is None and msg.cookie not in groups_sent:
             groups_sent.add(msg.cookie)
             result.add.extend(m for m in expected[msg.cookie] if not _is_flow_add(m))
         result.add.append(msg)
@@ -219,10 +282,13 @@ class ReconcileResult:
     added: int = 0
     messages: int = 0
     reason: str = ""
+    groups_kept: int = 0
+    groups_fixed: int = 0
+    groups_deleted: int = 0
 
 
 class _StatsRequest:
-    """A flow stats request waiting for its (multipart) reply."""
+    """A flow stats or group description request waiting for its (multipart) reply."""
 
     def __init__(self) -> None:
         self.body: list[Any] = []
@@ -252,8 +318,9 @@ class Reconciler:
 
     # -- replies from the transport ---------------------------------------------------------
 
-    def on_flow_stats(self, dpid: int, xid: int, body: list[Any], more: bool) -> bool:
-        """A flow stats reply (one part of it when ``more``); False if nothing waits for it."""
+    def on_stats_reply(self, dpid: int, xid: int, body: list[Any], more: bool) -> bool:
+        """A flow stats or group description reply (one part of it when ``more``); False if
+        nothing waits for it."""
         request = self._pending.get((dpid, xid))
         if request is None:
             self._early.setdefault((dpid, xid), []).append((list(body), more))
@@ -264,6 +331,8 @@ class Reconciler:
         if not more:
             request.finish()
         return True
+
+    on_flow_stats = on_stats_reply
 
     def on_error(self, dpid: int, xid: int, error: Any) -> bool:
         """An OFPT_ERROR for a stats request; False if it is not one of ours."""
@@ -284,30 +353,50 @@ class Reconciler:
 
     def read(self, dpid: int, timeout: Optional[float] = None) -> list[Any]:
         """The switch's lightpath entries (flow stats); raises SwitchUnreachable on failure."""
-        request = _StatsRequest()
-        xid = self.transport.send(dpid, flow_stats_request())
-        key = (dpid, xid)
-        self._pending[key] = request
+        return self._read(dpid, [(flow_stats_request(), "flow stats")], timeout)[0]
+
+    def read_all(self, dpid: int,
+                 timeout: Optional[float] = None) -> tuple[list[Any], list[Any]]:
+        """The switch's lightpath entries and its groups, both asked at once."""
+        entries, groups = self._read(dpid, [(flow_stats_request(), "flow stats"),
+                                            (group_desc_request(), "group description")],
+                                     timeout)
+        return entries, groups
+
+    def _read(self, dpid: int, requests: list[tuple[Any, str]],
+              timeout: Optional[float]) -> list[list[Any]]:
+        """Send every request, then wait for all their replies (one deadline)."""
+        deadline = self.clock() + (self.timeout if timeout is None else timeout)
+        waiting: list[tuple[tuple[int, int], _StatsRequest, str]] = []
         try:
-            for body, more in self._early.pop(key, []):
-                self.on_flow_stats(dpid, xid, body, more)
-            if not request.done.wait(self.timeout if timeout is None else timeout):
-                request.finish("no flow stats reply in time")
+            for msg, what in requests:
+                request = _StatsRequest()
+                xid = self.transport.send(dpid, msg)
+                key = (dpid, xid)
+                self._pending[key] = request
+                waiting.append((key, request, what))
+                for body, more in self._early.pop(key, []):
+                    self.on_stats_reply(dpid, xid, body, more)
+            for _key, request, what in waiting:
+                if not request.done.wait(max(0.0, deadline - self.clock())):
+                    request.finish(f"no {what} reply in time")
         finally:
-            self._pending.pop(key, None)
-        if request.failure is not None:
-            raise SwitchUnreachable(request.failure)
-        return request.body
+            for key, _request, _what in waiting:
+                self._pending.pop(key, None)
+        for _key, request, _what in waiting:
+            if request.failure is not None:
+                raise SwitchUnreachable(request.failure)
+        return [request.body for _key, request, _what in waiting]
 
     def reconcile(self, dpid: int, timeout: Optional[float] = None) -> ReconcileResult:
         """Read switch ``dpid``'s lightpath entries and send what makes them right."""
         try:
-            actual = self.read(dpid, timeout)
+            actual, groups = self.read_all(dpid, timeout)
         except SwitchUnreachable as exc:
             LOG.warning("cannot reconcile switch %s: %s", dpid, exc)
             return ReconcileResult(False, dpid, reason=str(exc))
         expected = self.expected(dpid)
-        todo = plan(expected, actual, self.leave)
+        todo = plan(expected, actual, self.leave, groups)
         msgs = todo.messages()
         try:
             for msg in msgs:
@@ -318,19 +407,24 @@ class Reconciler:
             now = self.expected(dpid) if todo.added_cookies else {}
             for cookie in sorted(todo.added_cookies):
                 if cookie not in now or self.leave(cookie):
-                    msgs.append(flows.delete_by_cookie(cookie))
-                    self.transport.send(dpid, msgs[-1])
+                    for msg in _stale_cookie_messages(cookie):
+                        msgs.append(msg)
+                        self.transport.send(dpid, msg)
         except SwitchUnreachable as exc:
             LOG.warning("switch %s went away while being reconciled: %s", dpid, exc)
             return ReconcileResult(False, dpid, reason=str(exc))
         result = ReconcileResult(True, dpid, kept=todo.kept, replaced=len(todo.replace),
                                  deleted=len(todo.delete), added=len(todo.add),
-                                 messages=len(msgs))
-        if todo.replace or todo.delete or todo.add:
+                                 messages=len(msgs), groups_kept=todo.groups_kept,
+                                 groups_fixed=len(todo.group_fix),
+                                 groups_deleted=len(todo.group_delete))
+        if todo.messages():
             LOG.info("switch %s reconciled: %d entries kept, %d replaced, %d deletions, "
-                     "%d additions (stale cookies %s)", dpid, result.kept, result.replaced,
+                     "%d additions (stale cookies %s); groups: %d kept, %d added or "
+                     "modified, %d deleted", dpid, result.kept, result.replaced,
                      result.deleted, result.added,
-                     ", ".join(f"{c:#x}" for c in sorted(todo.stale_cookies)) or "none")
+                     ", ".join(f"{c:#x}" for c in sorted(todo.stale_cookies)) or "none",
+                     result.groups_kept, result.groups_fixed, result.groups_deleted)
         return result
 
 
@@ -365,6 +459,29 @@ class CookieTracker:
             return self.installer.remove(cookie, dpids, timeout=timeout)
         finally:
             self._release(cookie)
+
+    def install_many(self, batches: Sequence[tuple[int, dict[int, list]]],
+                     timeout: Optional[float] = None) -> list[InstallResult]:
+        """`FlowInstaller.install_many`, with every cookie busy meanwhile."""
+        with self._holding(cookie for cookie, _ in batches):
+            return self.installer.install_many(batches, timeout=timeout)
+
+    def remove_many(self, removals: Sequence[tuple[int, Any]],
+                    timeout: Optional[float] = None) -> list[InstallResult]:
+        """`FlowInstaller.remove_many`, with every cookie busy meanwhile."""
+        with self._holding(cookie for cookie, _ in removals):
+            return self.installer.remove_many(removals, timeout=timeout)
+
+    @contextlib.contextmanager
+    def _holding(self, cookies: Iterable[int]) -> Iterator[None]:
+        held = list(cookies)
+        for cookie in held:
+            self._busy[cookie] += 1
+        try:
+            yield
+        finally:
+            for cookie in held:
+                self._release(cookie)
 
     def _release(self, cookie: int) -> None:
         self._busy[cookie] -= 1

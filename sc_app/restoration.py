@@ -4,10 +4,20 @@ The `Restorer` listens to the TED. A fibre that stops being usable (port
 down at either end, LLDP losing it, a switch gone, an operator's admin down)
 queues every ``up`` lightpath crossing it; a fibre that becomes usable again
 queues every ``down`` lightpath. One worker green thread, started with the
-``spawn`` it is given (``hub.spawn`` in the Ryu app), takes the queue in
-order and has SA (`ServiceAgent.recover`) re-route each lightpath
-make-before-break, or re-install it, or mark it down. The TED callback itself
-never waits on a barrier: it runs inside the OpenFlow event handler.
+``spawn`` it is given (``hub.spawn`` in the Ryu app), takes everything queued
+at once and has SA (`ServiceAgent.recover_all`) recover it: new routes computed
+one by one, the make-before-breaks computed so far sent to the switches as one
+batch every few ms meanwhile (one barrier per switch and step), each lightpath
+rolled back or marked down on its own. What a
+fibre change queues meanwhile is the next round; the lightpaths of the round in
+progress are queued again too (their new route may cross the fibre that just
+failed, or the one that just returned may bring one just marked down back), and
+SA finds nothing to do for those that are fine. The TED callback itself never
+waits on a barrier: it runs inside the OpenFlow event handler.
+
+`check_all` queues every settled lightpath whatever happened: after an SC restart, a
+fibre already down when the SC came back makes no state change (it was never usable
+in this process), so the Ryu app calls it once link state has settled.
 
 Alarms: ``lightpath-down`` (major) while a lightpath has no working route;
 the fibre's own ``link-down`` alarm is PA's.
@@ -27,7 +37,7 @@ LOG = logging.getLogger(__name__)
 
 
 class Restorer:
-    """Queues the lightpaths a fibre state change affects and recovers them one by one."""
+    """Queues the lightpaths a fibre state change affects and recovers them in rounds."""
 
     def __init__(self, service: ServiceAgent, ted: TED, alarms: Alarms, metrics: ScMetrics,
                  spawn: Callable[[Callable[[], None]], Any]):
@@ -37,6 +47,8 @@ class Restorer:
         self.spawn = spawn
         #: lp id -> when its failure (or repair) was seen, in the order seen.
         self.pending: dict[str, float] = {}
+        #: The lightpaths of the round being recovered now.
+        self.in_flight: frozenset[str] = frozenset()
         self._worker: Optional[Any] = None
         self._unsubscribe = ted.subscribe(self._on_ted_event)
 
@@ -55,28 +67,47 @@ class Restorer:
             affected = [lp.id for lp in self.service.lightpaths.values()
                         if lp.state == UP and (event.link in lp.links or (
                             lp.protection is not None and event.link in lp.protection.links))]
-        for lp_id in affected:
+        self._queue([*affected, *self.in_flight], now)
+
+    def check_all(self) -> int:
+        """Queue every settled lightpath (e.g. after a restart); how many were queued."""
+        lp_ids = [lp.id for lp in self.service.lightpaths.values() if lp.state in (UP, DOWN)]
+        self._queue(lp_ids, self.service.clock())
+        return len(lp_ids)
+
+    def _queue(self, lp_ids: list[str], now: float) -> None:
+        for lp_id in lp_ids:
             self.pending.setdefault(lp_id, now)
         if self.pending and self._worker is None:
             self._worker = self.spawn(self.run)
 
     def run(self) -> None:
-        """Recover every queued lightpath (the worker's body; also callable directly)."""
+        """Recover every queued lightpath, round after round (the worker's body; also
+        callable directly)."""
         try:
             while self.pending:
-                lp_id = next(iter(self.pending))
-                since = self.pending.pop(lp_id)
+                batch, self.pending = self.pending, {}
+                self.in_flight = frozenset(batch)
                 try:
-                    self.recover(lp_id, since)
-                except Exception:  # noqa: BLE001 - one lightpath must not stop the others
-                    LOG.exception("restoration of %s failed", lp_id)
+                    outcomes = self.service.recover_all(batch)
+                except Exception:  # noqa: BLE001 - the next round must still run
+                    LOG.exception("restoration of %s failed", ", ".join(batch))
                     self.metrics.handler_errors.labels(handler="restoration").inc()
+                    continue
+                finally:
+                    self.in_flight = frozenset()
+                for lp_id, outcome in outcomes.items():
+                    self._account(lp_id, outcome, batch.get(lp_id))
         finally:
             self._worker = None
 
     def recover(self, lp_id: str, since: Optional[float] = None) -> Optional[str]:
         """Recover one lightpath now; its outcome (see `ServiceAgent.recover`)."""
-        outcome = self.service.recover(lp_id, since)
+        return self._account(lp_id, self.service.recover(lp_id, since), since)
+
+    def _account(self, lp_id: str, outcome: Optional[str],
+                 since: Optional[float]) -> Optional[str]:
+        """Metrics and alarms of one lightpath's outcome."""
         if outcome is None:
             return None
         self.metrics.restorations.labels(outcome=outcome).inc()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+
+import eventlet
 
 from cso.rest import ApiError, Field, validate
 from sc_app import flows
@@ -74,12 +76,31 @@ class Installer(Protocol):
     def remove(self, cookie: int, dpids: Any, timeout: Optional[float] = None) -> InstallResult:
         ...
 
+    def install_many(self, batches: Sequence[tuple[int, dict[int, list]]],
+                     timeout: Optional[float] = None) -> list[InstallResult]: ...
+
+    def remove_many(self, removals: Sequence[tuple[int, Any]],
+                    timeout: Optional[float] = None) -> list[InstallResult]: ...
+
+
+@dataclasses.dataclass
+class _Reroute:
+    """One lightpath's make-before-break re-route, its new route reserved, not yet installed."""
+
+    old: Lightpath
+    new: Lightpath
+    path: Path
+    started: float
+    rest: flows.FlowMessages
+    ingress: flows.FlowMessages
+
 
 class ServiceAgent:
     """Serves ASI requests: establish, teardown, query and evaluate lightpaths."""
 
     def __init__(self, topology: Topology, pce: PCE, db: Database, installer: Installer,
-                 bus: EventBus, metrics: ScMetrics, clock: Callable[[], float] = time.monotonic):
+                 bus: EventBus, metrics: ScMetrics, clock: Callable[[], float] = time.monotonic,
+                 batch_interval: float = 0.005):
         self.topology = topology
         self.pce = pce
         self.ted = pce.ted
@@ -88,10 +109,14 @@ class ServiceAgent:
         self.bus = bus
         self.metrics = metrics
         self.clock = clock
+        #: Restoration hands the re-routes computed so far to the switches this often (s).
+        self.batch_interval = batch_interval
         self.lightpaths: dict[str, Lightpath] = {lp.id: lp for lp in db.list_lightpaths()}
         #: Protected lightpaths' directions (reverse?) whose group the SC turned
-        #: protection-first (in memory: a restart goes back to working-first).
-        self.switched: dict[str, set[bool]] = {}
+        #: protection-first; kept in the DBM too, so a restart and reconciliation keep them.
+        self.switched: dict[str, set[bool]] = {
+            lp_id: turned for lp_id, turned in db.list_switched().items()
+            if lp_id in self.lightpaths}
         self._update_gauges()
 
     # -- start-up ---------------------------------------------------------------------------
@@ -290,22 +315,103 @@ class ServiceAgent:
         An ``up`` lightpath whose route is broken is re-routed make-before-break;
         a ``down`` one is re-installed on its route when that works again, else
         re-routed. The outcome: ``"rerouted"``, ``"reinstalled"``, ``"down"`` (no
-        restoration path, or the install failed), ``"gone"`` (torn down meanwhile) or
-        None (nothing to do).
+        restoration path, or the install failed), ``"switched"`` (a protected one's
+        groups turned), ``"gone"`` (torn down meanwhile) or None (nothing to do).
         ``since``: when the failure was seen (``clock``), for the restoration time.
         """
+        return self.recover_all({lp_id: since})[lp_id]
+
+    def recover_all(self, pending: Mapping[str, Optional[float]]) -> dict[str, Optional[str]]:
+        """`recover` for several lightpaths (id -> ``since``), the re-routes in parallel.
+
+        Protected lightpaths first (at most a group MODIFY each); then the broken ones are
+        re-routed (`_reroute_waves`); last the re-installs of down lightpaths whose route
+        works again.
+        """
+        outcomes: dict[str, Optional[str]] = dict.fromkeys(pending)
+        for lp_id in pending:
+            lp = self._recoverable(lp_id)
+            if lp is not None and lp.protection is not None:
+                outcomes[lp_id] = self._guarded(lp_id, self._recover_protected, lp)
+        reinstall = [lp_id for lp_id in pending if self._whole(lp_id)]
+        outcomes.update(self._reroute_waves(
+            [(lp_id, since) for lp_id, since in pending.items() if self._broken(lp_id)]))
+        for lp_id in reinstall:
+            lp = self._recoverable(lp_id)
+            if lp is not None and lp.state == DOWN:
+                outcomes[lp_id] = self._guarded(lp_id, self._reinstall, lp)
+        return outcomes
+
+    def _reroute_waves(self, broken: list[tuple[str, Optional[float]]]) -> dict[str, str]:
+        """Re-route broken lightpaths in waves, each wave's installs in parallel batches.
+
+        A wave computes a new route for each, one after the other (SA-PCE: a wavelength
+        is never taken twice); the re-routes computed so far go to the switches as one
+        batch (`_reroute_all`, in its own green thread) every ``batch_interval`` while
+        the next ones are being computed, so the first are restored while the last are
+        planned. The old routes' wavelengths are only given back when a batch is over
+        (make-before-break), so a lightpath SA-PCE finds no route for tries again in
+        the next wave, once every batch of this one is over; it is down only when a wave
+        moved nothing.
+        """
+        outcomes: dict[str, str] = {}
+        while broken:
+            pool = eventlet.GreenPool()
+            batches: list[Any] = []
+            batch: list[_Reroute] = []
+            blocked: list[tuple[str, Optional[float], NoPath]] = []
+            flushed = self.clock()
+            for lp_id, since in broken:
+                lp = self.lightpaths[lp_id] if self._broken(lp_id) else None
+                step = None if lp is None else self._guarded(lp_id, self._plan_reroute, lp,
+                                                             since)
+                if isinstance(step, _Reroute):
+                    batch.append(step)
+                elif isinstance(step, NoPath):
+                    blocked.append((lp_id, since, step))
+                if batch and self.clock() - flushed >= self.batch_interval:
+                    batches.append(pool.spawn(self._reroute_all, batch))
+                    batch, flushed = [], self.clock()
+                eventlet.sleep(0)  # the batches in flight get their replies
+            if batch:
+                batches.append(pool.spawn(self._reroute_all, batch))
+            if not batches:
+                for lp_id, _since, path in blocked:
+                    outcomes[lp_id] = self._down(self.lightpaths[lp_id],
+                                                 f"no restoration path: {path.reason}")
+                break
+            for thread in batches:
+                outcomes.update(thread.wait())
+            broken = [(lp_id, since) for lp_id, since, _path in blocked]
+        return outcomes
+
+    def _whole(self, lp_id: str) -> bool:
+        """An unprotected down lightpath whose own route works again (to re-install)."""
+        lp = self._recoverable(lp_id)
+        return (lp is not None and lp.protection is None and lp.state == DOWN
+                and all(self.ted.usable(link) for link in lp.links))
+
+    def _broken(self, lp_id: str) -> bool:
+        """An unprotected settled lightpath whose route crosses an unusable fibre."""
+        lp = self._recoverable(lp_id)
+        return (lp is not None and lp.protection is None
+                and not all(self.ted.usable(link) for link in lp.links))
+
+    def _recoverable(self, lp_id: str) -> Optional[Lightpath]:
+        """A lightpath restoration may act on: settled (up or down) and holding a wavelength."""
         lp = self.lightpaths.get(lp_id)
         if lp is None or lp.state not in (UP, DOWN) or lp.wavelength is None:
             return None
-        if lp.protection is not None:
-            return self._recover_protected(lp)
-        if all(self.ted.usable(link) for link in lp.links):
-            return None if lp.state == UP else self._reinstall(lp)
-        path = self.pce.reserve(lp.route[0], lp.route[-1],
-                                Constraints.from_dict(lp.constraints), owner=lp.id)
-        if isinstance(path, NoPath):
-            return self._down(lp, f"no restoration path: {path.reason}")
-        return self._reroute(lp, path, since)
+        return lp
+
+    def _guarded(self, lp_id: str, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)``; an unexpected failure is logged and counted, the others go on."""
+        try:
+            return step(*args)
+        except Exception:  # noqa: BLE001 - one lightpath must not stop the others
+            LOG.exception("recovery of %s failed", lp_id)
+            self.metrics.handler_errors.labels(handler="restoration").inc()
+            return None
 
     def _recover_protected(self, lp: Lightpath) -> Optional[str]:
         """A protected lightpath is never re-routed: its switches fail over by themselves.
@@ -343,6 +449,7 @@ class ServiceAgent:
                             result.reason)
             for reverse, protection_first in changes.items():
                 (switched.add if protection_first else switched.discard)(reverse)
+                self.db.set_switched(lp.id, reverse, protection_first)
         LOG.info("protected lightpath %s: working %s, protection %s, %s", lp.id,
                  "whole" if w_ok else "broken", "whole" if p_ok else "broken",
                  f"groups turned {changes}" if changes else "groups unchanged")
@@ -351,36 +458,82 @@ class ServiceAgent:
             return "reinstalled"
         return "switched" if changes else None
 
-    def _reroute(self, old: Lightpath, path: Path, since: Optional[float]) -> str:
-        """Make-before-break: new transit/egress, then ingress swapped, then old entries out."""
+    def _plan_reroute(self, old: Lightpath, since: Optional[float]) -> NoPath | _Reroute:
+        """Reserve a new route for a broken lightpath: its re-route, or why there is none."""
+        path = self.pce.reserve(old.route[0], old.route[-1],
+                                Constraints.from_dict(old.constraints), owner=old.id)
+        if isinstance(path, NoPath):
+            return path
         started = self.clock() if since is None else since
         _, cookie = self.db.next_ids()  # a fresh cookie; the id it comes with is never used
         new = dataclasses.replace(old, route=path.route, links=path.links,
                                   wavelength=path.wavelength, cookie=cookie, state=UP,
                                   reason=None, updated_at=time.time())
         rest, ingress = flows.split_for_reroute(flows.lightpath_flows(self.topology, new))
-        result = self.installer.install(cookie, rest)
-        if result.ok and self.lightpaths.get(old.id) is old:
-            result = self.installer.install(cookie, ingress)
-        current = self.lightpaths.get(old.id) is old
-        if not (result.ok and current):
-            # Failed, or torn down meanwhile: nothing of the new route stays.
-            self.installer.remove(cookie, flows.lightpath_dpids(self.topology, new))
-            self.pce.release(path, old.id)
-            if not current:
-                return "gone"
-            return self._down(old, f"re-route failed: {result.code}: {result.reason}")
-        self.db.save_lightpath(new)
-        self.lightpaths[new.id] = new
-        removed = self.installer.remove(old.cookie, flows.lightpath_dpids(self.topology, old))
+        return _Reroute(old, new, path, started, rest, ingress)
+
+    def _reroute_all(self, plans: list[_Reroute]) -> dict[str, str]:
+        """Make-before-break for many lightpaths at once, in three batches (one barrier per
+        switch each): every new transit and egress entry, then every ingress swap, then
+        every old entry out. A lightpath whose install fails (or that was torn down
+        meanwhile) is rolled back on its own (`_abandon`); the others go on."""
+        if not plans:
+            return {}
+        failed: list[tuple[_Reroute, Optional[InstallResult]]] = []
+        live = plans
+        for stage in ("rest", "ingress"):
+            results = self.installer.install_many(
+                [(plan.new.cookie, getattr(plan, stage)) for plan in live])
+            kept = []
+            for plan, result in zip(live, results):
+                if result.ok and self.lightpaths.get(plan.old.id) is plan.old:
+                    kept.append(plan)
+                else:
+                    failed.append((plan, result))
+            live = kept
+        # Recorded before anything else waits: reconciliation takes a cookie that is neither
+        # recorded nor being installed for a stale one.
+        for plan in live:
+            self.db.save_lightpath(plan.new)
+            self.lightpaths[plan.new.id] = plan.new
+        outcomes = self._abandon(failed)
+        removed = self.installer.remove_many(
+            [(plan.old.cookie, flows.lightpath_dpids(self.topology, plan.old))
+             for plan in live])
+        for plan, result in zip(live, removed):
+            outcomes[plan.old.id] = self._rerouted(plan, result)
+        self._update_gauges()
+        return outcomes
+
+    def _abandon(self, failed: list[tuple[_Reroute, Optional[InstallResult]]]
+                 ) -> dict[str, str]:
+        """Re-routes that failed or whose lightpath was torn down: nothing of the new
+        routes stays (entries and wavelengths); a failed one's lightpath is marked down."""
+        if not failed:
+            return {}
+        self.installer.remove_many(
+            [(plan.new.cookie, flows.lightpath_dpids(self.topology, plan.new))
+             for plan, _ in failed])
+        outcomes = {}
+        for plan, result in failed:
+            self.pce.release(plan.path, plan.old.id)
+            if self.lightpaths.get(plan.old.id) is not plan.old:
+                outcomes[plan.old.id] = "gone"
+            else:
+                why = f"{result.code}: {result.reason}" if result is not None else "?"
+                outcomes[plan.old.id] = self._down(plan.old, f"re-route failed: {why}")
+        return outcomes
+
+    def _rerouted(self, plan: _Reroute, removed: InstallResult) -> str:
+        """A re-route's last step, its old entries removed: old wavelength back, AC told."""
+        old, new = plan.old, plan.new
         if not removed.ok:
             LOG.warning("re-route of %s left old entries on %s: %s", old.id, removed.unclean,
                         removed.reason)
         self.ted.release(old.links, old.wavelength, old.id)
-        self._update_gauges()
         if self.lightpaths.get(new.id) is not new:
             return "gone"  # torn down while the old entries were being removed
-        elapsed = self.clock() - started
+        elapsed = self.clock() - plan.started
         LOG.info("lightpath %s re-routed %s -> %s (λ %s -> %s) in %.1f ms", old.id,
                  "-".join(old.route), "-".join(new.route), old.wavelength, new.wavelength,
                  elapsed * 1e3)
@@ -460,6 +613,7 @@ class ServiceAgent:
             except TedError:
                 pass
         self.lightpaths.pop(lp.id, None)
+        self.switched.pop(lp.id, None)
         self.db.delete_lightpath(lp.id)
         self._update_gauges()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryu.app.wsgi import ControllerBase, route
+from ryu.app.wsgi import route
 from webob import Request, Response
 
+from sc_app.rest_base import JsonController
 from sc_app.ted import TedError
 from cso.rest import (ApiError, Field, authenticate, handles_errors, json_body, json_response,
                       query_params, validate)
@@ -21,7 +22,7 @@ LINK = {"link_id": r"[A-Za-z0-9._:-]{1,64}"}
 DPID = {"dpid": r"[0-9]{1,20}"}
 
 
-class SmiController(ControllerBase):
+class SmiController(JsonController):
     """Operator state and OAM commands."""
 
     def __init__(self, req: Request, link: Any, data: dict[str, Any], **config: Any):
@@ -139,7 +140,7 @@ class SmiController(ControllerBase):
         return resp
 
 
-class NotFoundController(ControllerBase):
+class NotFoundController(JsonController):
     """Registered last: any other path or method gets a JSON 404/405, not an HTML page."""
 
     # [\s\S]: '.' would not match a newline inside the path, leaving it to WebOb's HTML 404.

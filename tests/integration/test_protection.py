@@ -8,7 +8,8 @@ group changes anywhere, the lightpath keeps its routes and cookie, and the ping 
 only a few packets (the loss times the interval is the switch-over time, printed).
 u0 -> dc4 works on 0-1-3-4: s4 cannot see fibre 0-1 go down, so the SC turns s4's
 group protection-first with one group MODIFY on the port status (still no flow mod): the
-reverse direction's switch-over takes that round trip.
+reverse direction's switch-over takes that round trip. A group lost on a switch is
+read back and re-added by reconciliation (SMI resync), a stale one deleted.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import time
 
 import pytest
 
+from sc_app.flows import base_flows
+from sc_app.reconcile import READ_REQUESTS
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration
@@ -129,3 +132,34 @@ def test_a_cut_next_to_the_ingress_fails_over_to_the_backup_without_flow_mods(sc
     assert 2 * serial not in groups(near) and 2 * serial + 1 not in groups(far)
     hex_cookie = f"cookie={int(lp['cookie'], 16):#x},"
     assert not any(line.startswith(hex_cookie) for s in switches for line in flows(s))
+
+
+def test_a_lost_group_is_put_back_by_a_resync_and_a_stale_one_removed(sc, net):
+    """`ovs-ofctl del-groups` on the ingress (its ingress entries go with the group) and a
+    group no lightpath has: SMI resync reads the groups back, adds the missing one (traffic
+    flows again), deletes the stale one, and a second resync finds nothing to do."""
+    sc.wait_discovered()
+    reply = sc.request("POST", "/asi/v1/lightpaths",
+                       {"src": net.ip("u0"), "dst": net.ip("dc7"), "protection": "link"},
+                       token=TOKEN)
+    assert reply.status == 201, reply.json
+    lp = reply.json
+    serial = int(lp["cookie"], 16) & ((1 << 48) - 1)
+    dpid = net.switches["s0"]["dpid"]
+    try:
+        assert net.ping("u0", "dc7", count=2)
+        group = groups("s0")[2 * serial]
+        ofctl("del-groups", "s0")
+        stale = 2 * (serial + 100)
+        ofctl("add-group", "s0", f"group_id={stale},type=ff,bucket=watch_port:1,output:1")
+        assert 2 * serial not in groups("s0") and stale in groups("s0")
+        assert not net.ping("u0", "dc7", count=1)
+        resync = sc.request("POST", f"/smi/v1/switches/{dpid}/resync")
+        assert resync.status == 200, resync.json
+        assert groups("s0") == {2 * serial: group}
+        wait_for("traffic over the re-added group", lambda: net.ping("u0", "dc7", count=1))
+        again = sc.request("POST", f"/smi/v1/switches/{dpid}/resync").json
+        assert again["messages"] == len(base_flows()) + READ_REQUESTS, again
+    finally:
+        assert sc.request("DELETE", f"/asi/v1/lightpaths/{lp['id']}", token=TOKEN).status == 200
+    assert 2 * serial not in groups("s0")

@@ -7,21 +7,26 @@ the SC restores its lightpaths from the DBM and reconciles every reconnecting sw
 the lightpaths and the wavelength occupancy are what they were, the entries of the
 lightpaths that were up are untouched (their packet counters keep counting), nothing
 is left of a lightpath that did not make it, and the one in flight is fully up or fully gone.
+A fibre cut while the SC is dead has its lightpaths re-routed once the SC is back.
 """
 from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
 from sc_app import flows
+from sc_app.reconcile import READ_REQUESTS
+from topologies.loader import load
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "demo-ac-token"
+TOPOLOGY = load("nsfnet")
 LP_TAG = "cookie=0x4c50"
 PING_INTERVAL = 0.01
 PING_COUNT = 1500  # 15 s of pings
@@ -144,7 +149,8 @@ def test_kill_9_under_load_and_restart_loses_and_duplicates_nothing(sc_factory, 
         for switch in net.switches:
             dpid = net.switches[switch]["dpid"]
             reply = sc.request("POST", f"/smi/v1/switches/{dpid}/resync")
-            assert reply.json["messages"] == len(flows.base_flows()) + 1, (switch, reply.json)
+            assert reply.json["messages"] == len(flows.base_flows()) + READ_REQUESTS, \
+                (switch, reply.json)
 
         # The lightpaths that were up are unchanged, and so are their entries.
         for lp_id, lp in before.items():
@@ -186,3 +192,40 @@ def test_kill_9_under_load_and_restart_loses_and_duplicates_nothing(sc_factory, 
         assert all(net.ping(users[1 + i], "dc12", count=1) for i in range(len(others)))
     finally:
         ping.stop(signal.SIGINT, grace=2.0)
+
+
+def set_link(intf: str, state: str) -> None:
+    subprocess.run(["ip", "link", "set", intf, state], check=True, timeout=10)
+
+
+def test_a_fibre_cut_while_the_sc_is_dead_is_restored_when_it_starts(sc_factory, net_factory):
+    """The SC gets kill -9, a fibre of a lightpath is cut, the SC starts again: once every
+    switch is back the lightpath is re-routed off the fibre (it never changed state in the
+    new process), the fibre's alarm is raised, and the ping flows."""
+    sc = sc_factory()
+    net = net_factory(sc)
+    sc.wait_discovered()
+    lp = establish(sc, net.ip("u0"), net.ip("dc9"))
+    fibre = TOPOLOGY.link(lp["links"][0])
+    intf = net.switch_ports(f"s{fibre.a}")[fibre.a_port]
+    assert net.ping("u0", "dc9", count=2)
+    sc.process.popen.send_signal(signal.SIGKILL)
+    sc.process.popen.wait(10)
+    set_link(intf, "down")
+    try:
+        assert not net.ping("u0", "dc9", count=2)  # cut, and nobody to re-route
+        sc.start()
+
+        def moved() -> dict | None:
+            cur = lightpaths(sc)[lp["id"]]
+            return cur if fibre.id not in cur["links"] and cur["state"] == "up" else None
+
+        now = wait_for("the lightpath re-routed off the cut fibre", moved, timeout=60)
+        assert now["cookie"] != lp["cookie"] and now["route"][0] == lp["route"][0]
+        assert wait_for("ping over the new route", lambda: net.ping("u0", "dc9", count=1))
+        alarms = sc.request("GET", "/smi/v1/alarms").json["alarms"]
+        assert any(a["kind"] == "link-down" and a["subject"] == fibre.id for a in alarms)
+        with open(sc.process.log_path, encoding="utf-8") as log:
+            assert "restoration check after start" in log.read()
+    finally:
+        set_link(intf, "up")

@@ -268,6 +268,13 @@ class FlowTable:
             raise OFError(ofp.OFPET_GROUP_MOD_FAILED, ofp.OFPGMFC_UNKNOWN_GROUP, "no group")
         self.groups[msg.group_id] = Group(msg.type, buckets)
 
+    def group_desc(self) -> list[parser.OFPGroupDescStats]:
+        """Every group as an OFPGroupDescStats reply reports it (by id)."""
+        return [parser.OFPGroupDescStats(group.type, group_id, [
+            parser.OFPBucket(0, watch_port, ofp.OFPG_ANY, list(actions))
+            for watch_port, actions in group.buckets])
+            for group_id, group in sorted(self.groups.items())]
+
     def live_bucket(self, group_id: int) -> Optional[tuple]:
         """The actions of a fast-failover group's first live bucket; None when none is."""
         for watch_port, actions in self.groups[group_id].buckets:

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import eventlet
 import pytest
@@ -40,7 +40,7 @@ from sc_app.asi import AsiController  # noqa: E402
 from sc_app.core import ScCore  # noqa: E402
 from sc_app.installer import FlowInstaller, SwitchUnreachable  # noqa: E402
 from sc_app.lightpath import resolve_endpoint  # noqa: E402
-from sc_app.reconcile import Reconciler  # noqa: E402
+from sc_app.reconcile import READ_REQUESTS, Reconciler  # noqa: E402
 from sc_app.smi import NotFoundController, SmiController  # noqa: E402
 from topologies.loader import load  # noqa: E402
 from topologies.model import DC_PORT, USER_PORT, Topology  # noqa: E402
@@ -72,6 +72,8 @@ class SwitchTransport:
         self.silent: set[int] = set()
         #: dpid -> the error answered to every flow ADD (the entry is not added).
         self.refuse: dict[int, OFError] = {}
+        #: (dpid, msg) -> the error answered to that message, or None (as for ``refuse``).
+        self.refuse_when: Optional[Callable[[int, Any], Optional[OFError]]] = None
         self.sent: list[tuple[int, Any]] = []
         #: Exceptions the installer's reply handlers raised (Ryu would log them and go on).
         self.reply_errors: list[BaseException] = []
@@ -87,10 +89,17 @@ class SwitchTransport:
             return xid
         if isinstance(msg, parser.OFPFlowStatsRequest):
             if self.reconciler is not None:
-                self._reply(self.reconciler.on_flow_stats, dpid, xid,
+                self._reply(self.reconciler.on_stats_reply, dpid, xid,
                             self.net.table(dpid).flow_stats(msg), False)
             return xid
+        if isinstance(msg, parser.OFPGroupDescStatsRequest):
+            if self.reconciler is not None:
+                self._reply(self.reconciler.on_stats_reply, dpid, xid,
+                            self.net.table(dpid).group_desc(), False)
+            return xid
         error = self.refuse.get(dpid) if _is_add(msg) else None
+        if error is None and self.refuse_when is not None:
+            error = self.refuse_when(dpid, msg)
         if error is None:
             error = self.net.send(dpid, msg)
         if self.installer is not None:
@@ -241,6 +250,7 @@ class Sc:
             self.transport.send(dpid, msg)
         if msgs:  # then its lightpath entries are reconciled, as the Ryu app does
             self.core.reconciler.reconcile(dpid)
+            self.core.check_after_start()
         if discover:
             self.discover_links()
         return msgs
@@ -273,7 +283,7 @@ class Sc:
         msgs = flows.base_flows()
         for msg in msgs:
             self.transport.send(dpid, msg)
-        return len(msgs) + 1 + self.core.reconciler.reconcile(dpid).messages
+        return len(msgs) + READ_REQUESTS + self.core.reconciler.reconcile(dpid).messages
 
     # -- REST -------------------------------------------------------------------------------
 

@@ -159,8 +159,9 @@ def test_wrong_credentials_are_refused_with_401(lab: Lab, op: Any) -> None:
     run()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding 4 (AC too): GET /uai/v1/requests%0A answers 200 as GET /uai/v1/requests: the "
-    "router's regexes end in '$', which also matches before a final newline"))
 def test_finding_trailing_newline_is_another_path(lab: Lab) -> None:
-    assert lab.user("alice").get("/uai/v1/requests%0A").status == 404
+    """Finding 4 (fixed, AC too): a path with a control character is a JSON 404."""
+    for path in ("/uai/v1/requests%0A", "/uai/v1/requests%00"):
+        reply = lab.user("alice").get(path)
+        assert reply.status == 404, (path, reply.status)
+        assert reply.json["error"] == "not-found", reply.body

@@ -13,7 +13,7 @@ Bounded and repeatable for CI: ``EXAMPLES`` cases per operation and mode, derand
 example database, no shrinking. Streams are closed at once (``max_seconds`` <= 0.05).
 
 Findings (docs/reliability.md, "Hostile input") have tests of their own with the minimal
-request: fixed ones keep them fixed, the open one is xfail(strict=True).
+request: fixed ones keep them fixed.
 """
 from __future__ import annotations
 
@@ -246,13 +246,27 @@ def test_finding_events_max_seconds_is_checked(sc: Any, value: str) -> None:
     assert reply.status == 400, reply.body
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding 4: GET /asi/v1/lightpaths%0A and GET /smi/v1/links/0-1%0A answer 200 as if the "
-    "trailing newline were not there: route regexes end in '$', which also matches before a "
-    "final newline (use \\Z or re.fullmatch)"))
 def test_finding_trailing_newline_is_another_path(sc: Any) -> None:
-    assert sc.client("ac1").get("/asi/v1/lightpaths%0A").status == 404
-    assert sc.client(None, token=NOC).get("/smi/v1/links/0-1%0A").status == 404
+    """Finding 4 (fixed): Routes' '$' also matches before a final newline; now a JSON 404."""
+    for path, client in (("/asi/v1/lightpaths%0A", sc.client("ac1")),
+                         ("/smi/v1/links/0-1%0A", sc.client(None, token=NOC)),
+                         ("/alto/networkmap%0A", sc.client("ac1")),
+                         ("/asi/v1/lightpaths%00", sc.client("ac1"))):
+        reply = client.get(path)
+        assert reply.status == 404, (path, reply.status)
+        assert reply.content_type == "application/json", (path, reply.body)
+        assert reply.json["error"] == "not-found", reply.json
+
+
+def test_finding_cost_context_without_its_source_is_refused(sc: Any) -> None:
+    """Finding 5 (fixed): a cost-context without cost-source (required by the spec) was
+    taken as any source and answered 200."""
+    body = {"cost-type": {"cost-context": {"": None}, "cost-metric": "delay-ow",
+                          "cost-mode": "ordinal"}}
+    reply = sc.client("ac1").post("/alto/costmap/filtered", body,
+                                  content_type="application/alto-costmapfilter+json")
+    assert reply.status == 400, reply.body
+    assert reply.json["meta"]["code"] == "E_MISSING_FIELD"
 
 
 # -- stateful: lightpaths, links and TE weights in any order ----------------------------------

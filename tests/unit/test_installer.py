@@ -2,6 +2,7 @@
 import itertools
 
 import eventlet
+from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from fake_of13 import FakeNetwork, ipv4
@@ -173,3 +174,60 @@ def test_unknown_replies_are_ignored():
     transport, installer = setup()
     assert installer.on_barrier_reply(1, 999) is False
     assert installer.on_error(1, 998, "whatever") is False
+
+
+# -- several cookies at once (parallel restoration) -------------------------------------------
+
+def three_lightpaths():
+    """Three lightpaths sharing switches 1, 3 and 4 (the third clashes with the first)."""
+    return [make_lp(1),
+            make_lp(2, src="10.1.1.1", dst="10.2.4.1", route=("1", "3", "4"), wavelength=0),
+            make_lp(3, src="10.1.1.1", dst="10.1.4.1", route=("1", "3", "4"))]  # λ3 too
+
+
+def test_install_many_sends_one_barrier_per_switch_and_fails_only_the_refused_cookie():
+    transport, installer = setup()
+    lps = three_lightpaths()
+    results = installer.install_many([(lp.cookie, flows.lightpath_flows(TOPO, lp))
+                                      for lp in lps])
+    assert [r.ok for r in results][:2] == [True, True]
+    # The third clashes (same wavelength as the first on 1-3 and 3-4): the switch refuses it.
+    assert (results[2].ok, results[2].code) == (False, SWITCH_ERROR)
+    assert results[2].dpid in (TOPO.nodes["3"].dpid, TOPO.nodes["4"].dpid)
+    first_round = transport.sent[:next(i for i, (_, m) in enumerate(transport.sent)
+                                       if isinstance(m, parser.OFPFlowMod)
+                                       and m.command == ofp.OFPFC_DELETE)]
+    barriers = [d for d, m in first_round if isinstance(m, parser.OFPBarrierRequest)]
+    assert sorted(barriers) == sorted(DPIDS)  # 1, 3 and 4 once each, not once per cookie
+    assert lp_entries(transport.net, lps[2].cookie) == 0
+    assert lp_entries(transport.net, lps[0].cookie) and lp_entries(transport.net, lps[1].cookie)
+    assert delivered(transport.net) and delivered(transport.net, "10.1.1.1", "10.2.4.1", "1")
+    assert installer._xids == {}
+
+
+def test_install_many_fails_every_cookie_on_a_missing_switch_and_no_other():
+    transport, installer = setup(down={TOPO.nodes["9"].dpid})
+    lps = [make_lp(1),
+           make_lp(2, src="10.1.9.1", dst="10.2.12.1", route=("9", "8", "12"), wavelength=0)]
+    results = installer.install_many([(lp.cookie, flows.lightpath_flows(TOPO, lp))
+                                      for lp in lps])
+    assert results[0].ok
+    assert (results[1].ok, results[1].code, results[1].dpid) == (
+        False, SWITCH_UNREACHABLE, TOPO.nodes["9"].dpid)
+    assert results[1].unclean == (TOPO.nodes["9"].dpid,)
+    assert lp_entries(transport.net, lps[1].cookie) == 0 and delivered(transport.net)
+
+
+def test_install_many_of_nothing_and_remove_many():
+    transport, installer = setup(down={DPIDS[5]})
+    assert installer.install_many([]) == [] and transport.sent == []
+    lps = three_lightpaths()[:2]
+    for lp in lps:
+        transport.net.send_all(flows.lightpath_flows(TOPO, lp))
+    results = installer.remove_many([(lp.cookie, flows.lightpath_dpids(TOPO, lp))
+                                     for lp in lps])
+    assert (results[0].ok, results[0].unclean) == (False, (DPIDS[5],))
+    assert results[1].ok
+    assert not any(lp_entries(transport.net, lp.cookie) for lp in lps[1:])
+    barriers = [d for d, m in transport.sent if isinstance(m, parser.OFPBarrierRequest)]
+    assert sorted(barriers) == sorted(set(DPIDS) - {DPIDS[5]})

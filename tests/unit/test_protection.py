@@ -230,3 +230,99 @@ def test_a_restarted_sc_holds_both_wavelengths_again(state_dir):
             assert second.core.ted.owner(link, backup["wavelength"]) == lp["id"]
     finally:
         second.close()
+
+
+# -- groups read back during reconciliation ---------------------------------------------------
+
+def first_ports(sc, dpid, group_id):
+    """The watch ports of a group's buckets on switch ``dpid``, in order."""
+    return [port for port, _ in sc.net.groups(dpid)[group_id].buckets]
+
+
+def group_messages(sc, since):
+    return [(dpid, msg.command, msg.group_id) for dpid, msg in sc.transport.sent[since:]
+            if isinstance(msg, parser.OFPGroupMod)]
+
+
+def ingress(sc, lp):
+    cookie = int(lp["cookie"], 16)
+    return sc.dpid(lp["route"][0]), flows.protection_group_id(cookie, False), cookie
+
+
+def test_correct_groups_are_read_back_and_left_alone(sc):
+    lp = establish(sc)
+    dpid, group_id, _ = ingress(sc, lp)
+    group = sc.net.groups(dpid)[group_id]
+    before = len(sc.transport.sent)
+    result = sc.core.reconciler.reconcile(dpid)
+    assert result.ok and result.groups_kept == 1 and result.messages == 0
+    assert group_messages(sc, before) == [] and sc.net.groups(dpid)[group_id] is group
+    sent = [type(m) for _, m in sc.transport.sent[before:]]
+    assert sent == [parser.OFPFlowStatsRequest, parser.OFPGroupDescStatsRequest]
+
+
+def test_a_deleted_group_is_added_again_with_its_entries_and_traffic_flows(sc):
+    """`ovs-ofctl del-groups`: the group goes, and with it the ingress entries using it."""
+    lp = establish(sc)
+    dpid, group_id, cookie = ingress(sc, lp)
+    others = [e for e in sc.net.table(dpid).entries if e.cookie == cookie
+              and not e.uses_group(group_id)]
+    sc.net.send(dpid, flows.delete_group(ofp.OFPG_ALL))
+    assert delivered(sc, SRC, DST) == []
+    before = len(sc.transport.sent)
+    result = sc.core.reconciler.reconcile(dpid)
+    assert result.ok and result.groups_fixed == 1 and result.added >= 1
+    assert group_messages(sc, before)[0] == (dpid, ofp.OFPGC_ADD, group_id)
+    assert delivered(sc, SRC, DST) == ["2"] and delivered(sc, DST, SRC) == ["0"]
+    # The entries that stayed were not touched.
+    assert all(any(e is o for e in sc.net.table(dpid).entries) for o in others)
+
+
+def test_a_group_with_wrong_buckets_is_modified_and_a_stale_group_deleted(sc):
+    lp = establish(sc)
+    dpid, group_id, _ = ingress(sc, lp)
+    good = first_ports(sc, dpid, group_id)
+    wrong = parser.OFPGroupMod(None, ofp.OFPGC_MODIFY, ofp.OFPGT_FF, group_id, [
+        parser.OFPBucket(watch_port=good[0], actions=[parser.OFPActionOutput(good[0])])])
+    stale_id = flows.protection_group_id(int(lp["cookie"], 16) + 7, False)
+    stale = parser.OFPGroupMod(None, ofp.OFPGC_ADD, ofp.OFPGT_FF, stale_id, [
+        parser.OFPBucket(watch_port=good[0], actions=[parser.OFPActionOutput(good[0])])])
+    assert sc.net.send(dpid, wrong) is None and sc.net.send(dpid, stale) is None
+    entries = list(sc.net.table(dpid).entries)
+    before = len(sc.transport.sent)
+    result = sc.core.reconciler.reconcile(dpid)
+    assert (result.groups_fixed, result.groups_deleted, result.messages) == (1, 1, 2)
+    assert group_messages(sc, before) == [(dpid, ofp.OFPGC_MODIFY, group_id),
+                                          (dpid, ofp.OFPGC_DELETE, stale_id)]
+    assert first_ports(sc, dpid, group_id) == good and stale_id not in sc.net.groups(dpid)
+    assert all(a is b for a, b in zip(sc.net.table(dpid).entries, entries))  # untouched
+    assert delivered(sc, SRC, DST) == ["2"]
+
+
+def test_a_group_the_sc_turned_stays_turned_across_a_restart_and_a_lost_group(state_dir):
+    first = make_sc(state_dir)
+    lp = establish(first)
+    cut(first, "0-1", report=True)  # the SC turns the far end (s2) protection-first
+    far = first.dpid(lp["route"][-1])
+    group_id = flows.protection_group_id(int(lp["cookie"], 16), True)
+    turned = first_ports(first, far, group_id)
+    assert first.core.service.switched == {lp["id"]: {True}}
+    tables = first.net.tables
+    first.close()
+    second = make_sc(state_dir, connect=False)
+    try:
+        second.net.tables = tables
+        assert second.core.service.switched == {lp["id"]: {True}}  # from the DBM
+        before = len(second.transport.sent)
+        second.connect_all()
+        assert group_messages(second, before) == []  # read back as it should be: kept
+        # The switch loses the group: it comes back turned, not working-first.
+        second.net.send(far, flows.delete_group(group_id))
+        second.core.reconciler.reconcile(far)
+        assert first_ports(second, far, group_id) == turned
+        assert delivered(second, DST, SRC) == ["0"]
+        # Torn down: nothing of it stays in the DBM.
+        assert second.client().delete(f"/asi/v1/lightpaths/{lp['id']}").status in (200, 204)
+        assert second.core.db.list_switched() == {}
+    finally:
+        second.close()

@@ -202,6 +202,26 @@ def test_the_tracker_marks_cookies_busy_while_the_installer_works():
     assert seen == [True, True] and not tracker.busy(5)
 
 
+def test_the_tracker_marks_every_cookie_of_a_batch_busy():
+    seen = []
+
+    class Installer:
+        def install_many(self, batches, timeout=None):
+            seen.append([tracker.busy(cookie) for cookie, _ in batches])
+            return ["done"]
+
+        def remove_many(self, removals, timeout=None):
+            seen.append([tracker.busy(cookie) for cookie, _ in removals])
+            raise RuntimeError("boom")
+
+    tracker = reconcile.CookieTracker(Installer())
+    assert tracker.install_many([(5, {}), (6, {})]) == ["done"]
+    with pytest.raises(RuntimeError):
+        tracker.remove_many([(7, [])])
+    assert seen == [[True, True], [True]]
+    assert not any(tracker.busy(c) for c in (5, 6, 7))
+
+
 def test_multipart_replies_add_up_and_a_silent_switch_times_out(sc):
     lp = setup(sc, A)
     dpid = sc.dpid(lp["route"][0])
@@ -247,13 +267,14 @@ def test_a_lightpath_torn_down_while_being_readded_leaves_nothing_behind():
 
         def send(self, dpid, msg):
             self.sent.append(msg)
-            if isinstance(msg, parser.OFPFlowStatsRequest):
-                eventlet.spawn(rec.on_flow_stats, dpid, len(self.sent), [], False)
+            if isinstance(msg, (parser.OFPFlowStatsRequest, parser.OFPGroupDescStatsRequest)):
+                eventlet.spawn(rec.on_stats_reply, dpid, len(self.sent), [], False)
             return len(self.sent)
 
     transport = Transport()
     rec = reconcile.Reconciler(transport, lambda dpid: answers.pop(0), lambda cookie: False)
     result = rec.reconcile(1)
     assert result.ok and result.added == 1
-    assert [(m.command, m.cookie) for m in transport.sent[1:]] == [
+    flow_mods = [m for m in transport.sent if isinstance(m, parser.OFPFlowMod)]
+    assert [(m.command, m.cookie) for m in flow_mods] == [
         (ofp.OFPFC_ADD, cookie), (ofp.OFPFC_DELETE, cookie)]

@@ -7,11 +7,15 @@ traffic, the flow tables, the TED, the DBM, the alarms and the AC's event stream
 import os
 
 import pytest
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
 
 import openapi_check
 from sc_app import flows
 from sc_app.lightpath import DOWN, LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK, UP
-from sc_harness import TABLE_FULL, sc, settle, state_dir  # noqa: F401 (fixtures)
+from sc_app.pce import NoPath
+from sc_harness import (TABLE_FULL, all_ports, make_sc, sc, settle,  # noqa: F401 (fixtures)
+                        state_dir)
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")
 LP = {"src": "10.1.0.1", "dst": "10.1.2.1"}  # route 0-1-2 on the ring
@@ -197,3 +201,265 @@ def test_split_for_reroute_keeps_the_overlap_check_off_ingress_entries_only(sc):
     assert all(not m.flags for msgs in ingress.values() for m in msgs)
     assert all(m.flags for msgs in rest.values() for m in msgs)
     assert all(m.priority >= flows.PRIO_TRANSIT for msgs in rest.values() for m in msgs)
+
+
+# -- parallel restoration: every lightpath of a fibre in one round ----------------------------
+
+#: Three lightpaths across fibre 1-2 (routes 0-1-2, 1-2 and 1-2-3), each with its own ends.
+CROSSING = [LP, {"src": "10.1.1.1", "dst": "10.1.2.1"}, {"src": "10.1.1.1", "dst": "10.1.3.1"}]
+
+
+def barriers_by_dpid(sent):
+    counts = {}
+    for dpid, msg in sent:
+        if isinstance(msg, parser.OFPBarrierRequest):
+            counts[dpid] = counts.get(dpid, 0) + 1
+    return counts
+
+
+def lightpath_cookies(sc):
+    return {e.cookie for t in sc.net.tables.values() for e in t.entries
+            if e.cookie & LIGHTPATH_COOKIE_TAG_MASK == LIGHTPATH_COOKIE_TAG}
+
+
+def assert_wavelengths_consistent(sc):
+    """Every wavelength held is its lightpath's on its links, and each lightpath holds only its."""
+    for lp in sc.core.service.lightpaths.values():
+        assert held(sc, lp.id) == {lp.wavelength: sorted(lp.links)}, lp.id
+
+
+def test_every_lightpath_of_the_fibre_moves_in_one_round_of_three_barriers_per_switch(sc):
+    sc.core.service.batch_interval = 60  # one batch, however slow the planning
+    lps = [establish(sc, body) for body in CROSSING]
+    assert all("1-2" in lp["links"] for lp in lps)
+    before = len(sc.transport.sent)
+    fibre_down(sc, "1-2")
+    now = [sc.core.service.lightpaths[lp["id"]] for lp in lps]
+    assert all(n.state == UP and "1-2" not in n.links for n in now)
+    # New transit/egress entries, ingress swaps, old entries out: one barrier per switch each.
+    assert max(barriers_by_dpid(sc.transport.sent[before:]).values()) == 3
+    assert lightpath_cookies(sc) == {n.cookie for n in now}
+    assert_wavelengths_consistent(sc)
+    for body in CROSSING:
+        assert sc.delivered_to(body["src"], body["dst"])
+        assert sc.delivered_to(body["dst"], body["src"])
+    assert sorted(e["lightpath"]["id"] for e in events(sc, "rerouted")) == sorted(
+        lp["id"] for lp in lps)
+    assert sc.core.metrics.restorations.labels(outcome="rerouted")._value.get() == 3
+    assert sc.transport.reply_errors == [] and sc.net.errors == []
+
+
+def test_one_failed_install_marks_only_its_lightpath_down_and_rolls_only_it_back(sc):
+    """The ingress swap of the lightpath from node 0 is refused at s0 (after s2 swapped):
+    that one is rolled back and down; the two others are re-routed in the same round."""
+    lps = [establish(sc, body) for body in CROSSING]
+    old = {lp["id"]: sc.core.service.lightpaths[lp["id"]] for lp in lps}
+    originals = {lp.cookie for lp in old.values()}
+
+    def refuse(dpid, msg):
+        if (dpid == sc.dpid("0") and getattr(msg, "command", None) == ofp.OFPFC_ADD
+                and msg.cookie not in originals
+                and flows.PRIO_INGRESS <= msg.priority < flows.PRIO_TRANSIT):
+            return TABLE_FULL
+        return None
+
+    sc.transport.refuse_when = refuse
+    fibre_down(sc, "1-2")
+    victim, *others = [sc.core.service.lightpaths[lp["id"]] for lp in lps]
+    assert victim.state == DOWN and "re-route failed" in victim.reason
+    assert victim.cookie == old[victim.id].cookie and victim.route == old[victim.id].route
+    assert held(sc, victim.id) == {victim.wavelength: sorted(victim.links)}
+    assert all(o.state == UP and "1-2" not in o.links for o in others)
+    assert_wavelengths_consistent(sc)
+    # Nothing of the victim's new route stays; the others carry traffic.
+    assert lightpath_cookies(sc) <= {victim.cookie} | {o.cookie for o in others}
+    for body in CROSSING[1:]:
+        assert sc.delivered_to(body["src"], body["dst"])
+    assert active(sc) == [("lightpath-down", victim.id), ("link-down", "1-2")]
+    assert [e["lightpath"]["id"] for e in events(sc, "down")] == [victim.id]
+    # The fibre returns: the victim is re-installed on its own route.
+    sc.transport.refuse_when = None
+    fibre_down(sc, "1-2", up=True)
+    back = sc.core.service.lightpaths[victim.id]
+    assert back.state == UP and back.route == old[victim.id].route
+    assert sc.delivered_to("10.1.0.1", "10.1.2.1") and sc.delivered_to("10.1.2.1", "10.1.0.1")
+
+
+def test_a_second_fibre_failing_during_the_round_is_looked_at_again(sc):
+    """4-5 fails while the re-route over 0-5-4-3-2 is being installed: the lightpath was not
+    on 4-5 when it failed, but the round in flight is queued again; with the ring cut twice
+    there is no path left, so it is down (holding its new route) until 4-5 returns."""
+    lp = establish(sc)
+    send, cut = sc.transport.send, []
+
+    def send_and_cut(dpid, msg):
+        if not cut and isinstance(msg, parser.OFPFlowMod) and msg.cookie != int(lp["cookie"], 16) \
+                and msg.command == ofp.OFPFC_ADD:
+            cut.append(dpid)
+            link = sc.topology.link("4-5")
+            sc.core.pa.port_changed(sc.dpid(link.a), link.a_port, False)
+        return send(dpid, msg)
+
+    sc.transport.send = send_and_cut
+    fibre_down(sc, "1-2")
+    now = sc.core.service.lightpaths[lp["id"]]
+    assert cut and now.state == DOWN and "no restoration path" in now.reason
+    assert now.route == ("0", "5", "4", "3", "2")  # moved, then broken again
+    assert held(sc, lp["id"]) == {now.wavelength: sorted(now.links)}
+    assert ("lightpath-down", lp["id"]) in active(sc)
+    fibre_down(sc, "4-5", up=True)
+    back = sc.core.service.lightpaths[lp["id"]]
+    assert back.state == UP and back.route == now.route
+    assert [n for n, _, _ in sc.delivered_to("10.1.0.1", "10.1.2.1")] == ["2"]
+
+
+def test_an_unexpected_failure_of_one_lightpath_does_not_stop_the_round(sc, monkeypatch):
+    lps = [establish(sc, body) for body in CROSSING]
+    plan = sc.core.service._plan_reroute
+
+    def broken_for_the_first(old, since):
+        if old.id == lps[0]["id"]:
+            raise RuntimeError("boom")
+        return plan(old, since)
+
+    monkeypatch.setattr(sc.core.service, "_plan_reroute", broken_for_the_first)
+    fibre_down(sc, "1-2")
+    states = [sc.core.service.lightpaths[lp["id"]] for lp in lps]
+    assert "1-2" in states[0].links and all("1-2" not in s.links for s in states[1:])
+    assert sc.core.metrics.handler_errors.labels(handler="restoration")._value.get() == 1
+    assert_wavelengths_consistent(sc)
+
+
+# -- a fibre already down when the SC starts again ------------------------------------------
+
+def restart_with_fibres_down(state_dir, first, down, absent=()):
+    """``first`` closes; a new SC on the same state and switch tables connects every switch
+    but ``absent``, the ports of the fibres ``down`` not live (cut while the SC was away)."""
+    tables = first.net.tables
+    first.close()
+    second = make_sc(state_dir, connect=False)
+    second.net.tables = tables  # fail-secure switches keep their entries
+    dead = {}
+    for link_id in down:
+        link = second.topology.link(link_id)
+        dead.setdefault(link.a, set()).add(link.a_port)
+        dead.setdefault(link.b, set()).add(link.b_port)
+    for node_id in second.topology.nodes:
+        if node_id not in absent:
+            ports = [p for p in all_ports(second.topology, node_id)
+                     if p not in dead.get(node_id, ())]
+            second.connect(node_id, ports, discover=False)
+    settle(second)
+    return second
+
+
+def test_after_a_restart_a_fibre_already_down_reroutes_the_lightpaths_on_it(state_dir):
+    first = make_sc(state_dir)
+    lp = establish(first)
+    spared = establish(first, {"src": "10.1.3.1", "dst": "10.1.4.1"})
+    spared_entries = first.entries_with(int(spared["cookie"], 16))
+    second = restart_with_fibres_down(state_dir, first, ["1-2"])
+    try:
+        now = second.core.service.lightpaths[lp["id"]]
+        assert now.state == UP and now.route == ("0", "5", "4", "3", "2")
+        assert [n for n, _, _ in second.delivered_to("10.1.0.1", "10.1.2.1")] == ["2"]
+        assert [n for n, _, _ in second.delivered_to("10.1.2.1", "10.1.0.1")] == ["0"]
+        assert second.entries_with(int(lp["cookie"], 16)) == {}
+        assert held(second, lp["id"]) == {now.wavelength: sorted(now.links)}
+        assert [e["old"]["route"] for e in events(second, "rerouted")] == [["0", "1", "2"]]
+        assert second.entries_with(int(spared["cookie"], 16)) == spared_entries
+        assert second.core.service.lightpaths[spared["id"]].route == tuple(spared["route"])
+        assert ("link-down", "1-2") in active(second)
+        assert second.core.check_after_start() is False  # once only
+    finally:
+        second.close()
+
+
+def test_after_a_restart_with_no_path_left_the_lightpath_is_down_until_the_fibre_returns(
+        state_dir):
+    first = make_sc(state_dir)
+    lp = establish(first)
+    second = restart_with_fibres_down(state_dir, first, ["1-2", "3-4"])
+    try:
+        down = second.core.service.lightpaths[lp["id"]]
+        assert down.state == DOWN and "no restoration path" in down.reason
+        assert ("lightpath-down", lp["id"]) in active(second)
+        assert second.core.db.get_lightpath(lp["id"]).state == DOWN
+        link = second.topology.link("1-2")
+        for node, port in ((link.a, link.a_port), (link.b, link.b_port)):
+            second.core.pa.port_changed(second.dpid(node), port, True)
+        settle(second)
+        back = second.core.service.lightpaths[lp["id"]]
+        assert back.state == UP and back.route == ("0", "1", "2")
+        assert ("lightpath-down", lp["id"]) not in active(second)
+        assert second.delivered_to("10.1.0.1", "10.1.2.1")
+    finally:
+        second.close()
+
+
+def test_a_switch_that_does_not_come_back_is_checked_after_the_grace_period(state_dir):
+    first = make_sc(state_dir)
+    lp = establish(first)
+    second = restart_with_fibres_down(state_dir, first, [], absent=["1"])
+    try:
+        assert not second.core.start_checked  # waits for every switch
+        assert second.core.service.lightpaths[lp["id"]].route == ("0", "1", "2")
+        assert second.core.check_after_start(force=True) is True  # the discovery period
+        settle(second)
+        now = second.core.service.lightpaths[lp["id"]]
+        assert now.state == UP and now.route == ("0", "5", "4", "3", "2")
+        assert second.delivered_to("10.1.0.1", "10.1.2.1")
+    finally:
+        second.close()
+
+
+def test_a_lightpath_without_a_wavelength_tries_again_once_the_others_gave_theirs_back(
+        sc, monkeypatch):
+    """The old routes' wavelengths are held until a wave is over (make-before-break): a
+    lightpath SA-PCE finds none for waits for the next wave instead of going down."""
+    lps = [establish(sc, body) for body in CROSSING]
+    last = lps[-1]["id"]
+    reserve, calls = sc.core.pce.reserve, []
+
+    def busy_the_first_time(src, dst, constraints, owner):
+        calls.append(owner)
+        if owner == last and calls.count(owner) == 1:
+            assert sc.core.ted.held(lps[0]["id"])  # the others' old routes still held
+            return NoPath("no-wavelength", "all taken for now")
+        return reserve(src, dst, constraints, owner=owner)
+
+    monkeypatch.setattr(sc.core.pce, "reserve", busy_the_first_time)
+    sc.core.service.batch_interval = 60
+    before = len(sc.transport.sent)
+    fibre_down(sc, "1-2")
+    assert calls == [lp["id"] for lp in lps] + [last]
+    now = [sc.core.service.lightpaths[lp["id"]] for lp in lps]
+    assert all(n.state == UP and "1-2" not in n.links for n in now)
+    assert max(barriers_by_dpid(sc.transport.sent[before:]).values()) == 6  # two waves
+    assert_wavelengths_consistent(sc)
+    assert active(sc) == [("link-down", "1-2")]
+
+
+@pytest.mark.parametrize("interval, early", [(0.0, True), (60.0, False)])
+def test_batches_go_to_the_switches_while_the_next_routes_are_computed(sc, monkeypatch,
+                                                                       interval, early):
+    """``batch_interval`` 0: every re-route is sent as soon as computed (the first one's
+    barriers are out before the last route is computed); 60 s: all in one batch."""
+    lps = [establish(sc, body) for body in CROSSING]
+    reserve, barriers_seen = sc.core.pce.reserve, []
+
+    def counting(src, dst, constraints, owner):
+        barriers_seen.append(sum(barriers_by_dpid(sc.transport.sent[before:]).values()))
+        return reserve(src, dst, constraints, owner=owner)
+
+    monkeypatch.setattr(sc.core.pce, "reserve", counting)
+    sc.core.service.batch_interval = interval
+    before = len(sc.transport.sent)
+    fibre_down(sc, "1-2")
+    assert (barriers_seen[-1] > 0) is early
+    assert all(sc.core.service.lightpaths[lp["id"]].state == UP for lp in lps)
+    assert sorted(e["lightpath"]["id"] for e in events(sc, "rerouted")) == sorted(
+        lp["id"] for lp in lps)
+    assert_wavelengths_consistent(sc)
+    for body in CROSSING:
+        assert sc.delivered_to(body["src"], body["dst"])

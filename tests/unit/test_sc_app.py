@@ -56,8 +56,15 @@ class FakeDatapath:
             reply = parser.OFPFlowStatsReply(self, body=self.net.table(self.id).flow_stats(msg),
                                              flags=0)
             reply.xid = msg.xid
-            eventlet.spawn(self._deliver, self.app._flow_stats,
+            eventlet.spawn(self._deliver, self.app._stats_reply,
                            ofp_event.EventOFPFlowStatsReply(reply))
+            return
+        if isinstance(msg, parser.OFPGroupDescStatsRequest):
+            reply = parser.OFPGroupDescStatsReply(self, body=self.net.table(self.id).group_desc(),
+                                                  flags=0)
+            reply.xid = msg.xid
+            eventlet.spawn(self._deliver, self.app._stats_reply,
+                           ofp_event.EventOFPGroupDescStatsReply(reply))
             return
         refused = (self.refuse is not None and isinstance(msg, parser.OFPFlowMod)
                    and msg.command == ofp.OFPFC_ADD)
@@ -379,3 +386,19 @@ def test_close_stops_the_discovery_loop_and_the_database(state_dir, tmp_path):
             app.core.db.list_alarms()
     finally:
         cfg.CONF.clear()
+
+
+def test_the_last_switch_back_starts_the_restoration_check(rig):
+    """After the last switch's port description (not before) every lightpath is looked at
+    once, so a fibre down since before the start gets its lightpaths restored."""
+    nodes = list(rig.app.core.topology.nodes)
+    for node_id in nodes[:-1]:
+        rig.connect(node_id)
+    assert not rig.app.core.start_checked
+    rig.connect(nodes[-1])
+    assert rig.app.core.start_checked
+
+
+def test_the_discovery_loop_checks_after_start_when_a_switch_never_comes(rig):
+    rig.connect("0")
+    wait_for(lambda: rig.app.core.start_checked, "the check forced by the discovery loop")

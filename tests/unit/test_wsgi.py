@@ -62,6 +62,21 @@ def test_unknown_path_is_a_json_404(path):
     assert body["error"] == "not-found"
 
 
+@pytest.mark.parametrize("path", ["/v1/things%0A", "/v1/things/a%0A", "/v1/things%00",
+                                  "/v1/things%0D"])
+def test_a_path_with_a_trailing_newline_is_no_other_path(path):
+    """Routes' regexes end in '$', which matches before a final newline: refused first."""
+    status, headers, body = call(app(), "GET", path)
+    assert status == 404
+    assert headers["Content-Type"] == "application/json"
+    assert body["error"] == "not-found"
+
+
+def test_a_newline_inside_a_path_variable_reaches_the_handler():
+    status, _headers, body = call(app(), "GET", "/v1/things/a%0Ab")
+    assert (status, body["error"], body["reason"]) == (404, "unknown-thing", "no thing a\nb")
+
+
 def test_known_path_other_method_is_a_json_405_listing_allowed():
     status, _headers, body = call(app(), "POST", "/v1/things/a")
     assert status == 405
