@@ -15,7 +15,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 DB_FILE = "ac.db"
 ID_PREFIX = "req-"
@@ -34,6 +34,14 @@ FINAL = (RELEASED, REFUSED, FAILED)
 UNKNOWN_LIGHTPATH = "?"
 
 _JSON_COLUMNS = ("spec", "lightpath", "choice")
+
+
+#: A request still holds a VM or a lightpath (a release to retry once it is over).
+_HOLDS = "(vm_id IS NOT NULL OR lightpath_id IS NOT NULL)"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
 
 
 @dataclass(frozen=True)
@@ -189,9 +197,8 @@ class RequestStore:
 
     def get(self, seq: int) -> Optional[Record]:
         """The request with sequence number ``seq``, or None."""
-        row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE seq = ?",
-                               (seq,)).fetchone()
-        return None if row is None else _from_row(row)
+        found = self._select("seq = ?", (seq,))
+        return found[0] if found else None
 
     def list(self, owner: Optional[str] = None, status: Optional[str] = None,
              type_: Optional[str] = None) -> list[Record]:
@@ -201,16 +208,11 @@ class RequestStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM requests"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [_from_row(row) for row in self._db.execute(sql + " ORDER BY seq", args)]
+        return self._select(" AND ".join(where) or "1", args)
 
     def due(self, now: float) -> list[Record]:
         """Active requests whose time is up at ``now``, soonest first."""
-        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status = ? "
-                                "AND ends_at <= ? ORDER BY ends_at, seq", (ACTIVE, now))
-        return [_from_row(row) for row in rows]
+        return self._select("status = ? AND ends_at <= ?", (ACTIVE, now), "ends_at, seq")
 
     def next_end(self) -> Optional[float]:
         """When the next active request expires (None: none is active)."""
@@ -219,19 +221,11 @@ class RequestStore:
 
     def leftovers(self) -> list[Record]:
         """Requests that are over but still hold a VM or a lightpath (releases to retry)."""
-        marks = ", ".join("?" * len(FINAL))
-        rows = self._db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status IN ({marks}) AND "
-            "(vm_id IS NOT NULL OR lightpath_id IS NOT NULL) ORDER BY seq", FINAL)
-        return [_from_row(row) for row in rows]
+        return self._select(f"status IN ({_marks(FINAL)}) AND {_HOLDS}", FINAL)
 
     def holding(self) -> list[Record]:
         """Requests that hold or may hold something: not over yet, or over with leftovers."""
-        marks = ", ".join("?" * len(FINAL))
-        rows = self._db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status NOT IN ({marks}) OR "
-            "vm_id IS NOT NULL OR lightpath_id IS NOT NULL ORDER BY seq", FINAL)
-        return [_from_row(row) for row in rows]
+        return self._select(f"status NOT IN ({_marks(FINAL)}) OR {_HOLDS}", FINAL)
 
     def connected(self, src: str, vm_ip: str) -> bool:
         """True when some request, whatever became of it, joined ``src`` to ``vm_ip``."""
@@ -240,8 +234,11 @@ class RequestStore:
 
     def unfinished(self) -> list[Record]:
         """Requests a stopped AC left pending or releasing (to settle at start-up)."""
-        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status IN "
-                                "(?, ?) ORDER BY seq", (PENDING, RELEASING))
+        return self._select("status IN (?, ?)", (PENDING, RELEASING))
+
+    def _select(self, where: str, args: Sequence[Any], order: str = "seq") -> list[Record]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE {where} ORDER BY {order}", args)
         return [_from_row(row) for row in rows]
 
     def close(self) -> None:

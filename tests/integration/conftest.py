@@ -9,7 +9,8 @@ Module-scoped (one SC and one emulation per test module; override ``sc_apps``,
 ``sc_options`` or ``net_topology`` in a module to change them):
 
 - ``sc``: a started `harness.ScRun`; ``net``: a started `harness.NetRun` connected to it;
-  ``ac``: a started `harness.AcRun` against both (the demo users and tokens).
+  ``ac``: a started `harness.AcRun` against both (the demo users and tokens; override
+  ``ac_options`` in a module for more ``[ac]`` options).
 
 Function-scoped, for tests that need their own processes:
 
@@ -22,7 +23,7 @@ import os
 import re
 import shutil
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -173,12 +174,19 @@ def net_factory(test_log_dir: str) -> Iterator[Callable[..., harness.NetRun]]:
 
 
 @pytest.fixture(scope="module")
-def ac(sc: harness.ScRun, net: harness.NetRun, module_log_dir: str) -> Iterator[harness.AcRun]:
+def ac_options() -> Optional[dict[str, Any]]:
+    """``[ac]`` options of the module's AC beyond the lab's (override in a module)."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def ac(sc: harness.ScRun, net: harness.NetRun, module_log_dir: str,
+       ac_options: Optional[dict[str, Any]]) -> Iterator[harness.AcRun]:
     """The module's AC (the demo users), once every fibre is up and every agent answers."""
     sc.wait_discovered()
     agents = net.state["agents"]
     assert len(agents) == 5
-    run = harness.AcRun(module_log_dir, sc, agents).start()
+    run = harness.AcRun(module_log_dir, sc, agents, options=ac_options).start()
     try:
         deadline = time.monotonic() + 30
         while True:

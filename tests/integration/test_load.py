@@ -13,7 +13,7 @@ DC agents and NSFNET emulation.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Any
 
 import pytest
 
@@ -27,32 +27,12 @@ pytestmark = pytest.mark.integration
 AC_OPTIONS = {"agent_poll_interval": 0.5, "agent_timeout": 1.0, "agent_failures": 4}
 #: Seconds after the load starts at which the AC is killed, one round each.
 KILL_AFTER = (0.7, 1.6, 2.5)
-#: Seconds to wait for another emulation on this machine to end (longer than the lab's 180).
-LOCK_WAIT = 1200.0
 
 
 @pytest.fixture(scope="module")
-def net(sc: harness.ScRun, module_log_dir: str) -> Iterator[harness.NetRun]:
-    """The module's emulation; waits up to `LOCK_WAIT` s for another run's to end first."""
-    harness._wait_for_lock(harness.NET_LOCK, LOCK_WAIT)
-    run = harness.start_net(module_log_dir, sc.ofp_port)
-    try:
-        yield run
-    finally:
-        run.stop()
-
-
-@pytest.fixture(scope="module")
-def ac(sc: harness.ScRun, net: harness.NetRun,
-       module_log_dir: str) -> Iterator[harness.AcRun]:
-    """This module's AC: fast agent polling, every DC available."""
-    sc.wait_discovered()
-    run = harness.AcRun(module_log_dir, sc, net.state["agents"], options=AC_OPTIONS).start()
-    try:
-        bench_load.wait_dcs(run, len(net.state["agents"]))
-        yield run
-    finally:
-        run.stop()
+def ac_options() -> dict[str, Any]:
+    """Fast agent polling: a restarted AC sees its DCs again soon."""
+    return dict(AC_OPTIONS)
 
 
 def test_concurrent_uai_and_asi_clients_break_nothing(sc, net, ac):
