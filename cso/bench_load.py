@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from cso import emulation, invariants, lab
 from cso.bench import machine, register
 from cso.bench_provision import AsiClient as Client
-from cso.bench_provision import Answer, _interrupt, at_least, latency_summary
+from cso.bench_provision import Answer, interrupt, at_least, latency_summary
 from cso.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger
 from topologies.loader import load
 
@@ -437,7 +437,7 @@ def bench_load(args: argparse.Namespace) -> dict[str, Any]:
     sc = lab.ScRun(log_dir)
     net: Optional[lab.NetRun] = None
     ac: Optional[lab.AcRun] = None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         sc.start()
         net = lab.start_net(log_dir, sc.ofp_port)

@@ -541,7 +541,7 @@ def check_runnable() -> Optional[str]:
     return lab.missing_requirements()
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
+def interrupt(signum: int, _frame: Any) -> None:
     """SIGTERM handler during a run: unwind like Ctrl-C, so the ``finally`` stops the SC and
     the emulation (they run in sessions of their own, out of reach of terminal signals)."""
     raise KeyboardInterrupt(f"signal {signum}")
@@ -572,7 +572,7 @@ def bench_provision(args: argparse.Namespace) -> dict[str, Any]:
     lab.ensure_ovs()
     sc = lab.ScRun(log_dir, topology=args.topo)
     net: Optional[lab.NetRun] = None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         sc.start()
         began = time.monotonic()

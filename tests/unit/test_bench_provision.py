@@ -76,7 +76,7 @@ def test_without_root_it_says_so_and_starts_nothing(nothing_starts, monkeypatch,
 
 def test_sigterm_during_a_run_unwinds_like_ctrl_c():
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
-        bp._interrupt(15, None)
+        bp.interrupt(15, None)
 
 
 # -- workload -----------------------------------------------------------------------------
