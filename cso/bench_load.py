@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from cso import emulation, invariants, lab
 from cso.bench import machine, register
 from cso.bench_provision import AsiClient as Client
-from cso.bench_provision import Answer, interrupt, at_least, latency_summary
+from cso.bench_provision import Answer, at_least, interrupt, latency_summary
 from cso.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger
 from topologies.loader import load
 
