@@ -213,6 +213,18 @@ class Database:
                        "WHERE id = ?", (lp.state, lp.reason, lp.updated_at, lp.id))
         return lp
 
+    def write_state(self, lp: Lightpath) -> None:
+        """Record the state, reason and time of ``lp``, a record the caller moved itself
+        (`Lightpath.with_state` checks the transition); KeyError if it was never saved.
+
+        `update_state` without the re-read: the SA holds every record it saved.
+        """
+        with self._write() as db:
+            cursor = db.execute("UPDATE lightpaths SET state = ?, reason = ?, updated_at = ? "
+                                "WHERE id = ?", (lp.state, lp.reason, lp.updated_at, lp.id))
+            if cursor.rowcount == 0:
+                raise KeyError(lp.id)
+
     def delete_lightpath(self, lp_id: str) -> bool:
         """Forget a lightpath (and its switched groups); False if there was none."""
         with self._write() as db:

@@ -1,4 +1,5 @@
 """The DBM: lightpaths, alarms and snapshots survive restarts and crashes; ids are never reused."""
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -56,6 +57,21 @@ def test_state_updates_follow_the_state_machine(path):
     assert db.get_lightpath(lp.id).reason == "fibre 0-7 cut" == down.reason
     with pytest.raises(KeyError):
         db.update_state("lp-404", "up")
+
+
+def test_write_state_records_a_record_moved_by_the_caller(path):
+    db = Database(path)
+    lp = make_lp(db)
+    db.save_lightpath(lp)
+    up = lp.with_state("up", now=lp.created_at + 2)
+    db.write_state(up)
+    assert db.get_lightpath(lp.id) == up
+    down = up.with_state("down", "fibre 0-7 cut")
+    db.write_state(down)
+    assert db.get_lightpath(lp.id) == down
+    with pytest.raises(KeyError):
+        db.write_state(dataclasses.replace(down, id="lp-404"))
+    assert db.next_ids()[0] != lp.id  # ids still never handed out twice
 
 
 def test_list_by_owner_and_delete(path):

@@ -415,3 +415,66 @@ def test_src_node_attaches_the_source_and_survives_a_restart(state_dir):
             host_mac("10.2.0.1")
     finally:
         second.close()
+
+
+def test_the_overlap_index_answers_as_a_scan_of_every_lightpath(sc):
+    """`_check_overlap` looks only at lightpaths indexed by node or prefix: same answers,
+    same lightpath named, as checking every held one in order, also after changes."""
+    import dataclasses
+    import random
+
+    from cso.rest import ApiError
+    from sc_app import service as sa
+    from sc_app.lightpath import Lightpath, lightpath_cookie, resolve_endpoint
+
+    agent = sc.core.service
+    topo = sc.topology
+    rng = random.Random(3)
+    texts = [n for n in topo.nodes] + [f"10.1.{n}.1" for n in topo.nodes] + [
+        f"10.2.{n}.{h}" for n in topo.dc_nodes() for h in (1, 2, 5)]
+
+    def endpoint(text):
+        node = rng.choice(topo.dc_nodes()) if text.startswith("10.2.") and \
+            rng.random() < 0.3 else None
+        return resolve_endpoint(topo, text, node)
+
+    def scan(owner, src, dst):
+        for lp in agent.lightpaths.values():
+            for a, b in ((lp.src_endpoint, lp.dst_endpoint),
+                         (lp.dst_endpoint, lp.src_endpoint)):
+                if sa._overlaps(a, src) and sa._overlaps(b, dst):
+                    return f"lightpath {lp.id}" if lp.owner == owner else "another lightpath"
+        return None
+
+    def indexed(owner, src, dst):
+        try:
+            agent._check_overlap(owner, src, dst)
+        except ApiError as exc:
+            return exc.reason.split(" already")[0]
+        return None
+
+    held, refused = [], [0, 0]
+    for serial in range(1, 120):
+        src, dst = endpoint(rng.choice(texts)), endpoint(rng.choice(texts))
+        local = src.node == dst.node
+        lp = Lightpath(f"lp-x{serial}", rng.choice(["ac1", "ac2"]), "vod", "s", "d", src, dst,
+                       (src.node,) if local else (src.node, dst.node), () if local else ("f",),
+                       None if local else 1, lightpath_cookie(10_000 + serial))
+        agent._hold(lp)
+        held.append(lp)
+        if rng.random() < 0.3:
+            agent._drop(rng.choice(held).id)
+        if rng.random() < 0.3:
+            victim = rng.choice(held)
+            if victim.id in agent.lightpaths:
+                agent._hold(dataclasses.replace(agent.lightpaths[victim.id], reason="new record"))
+        for _ in range(10):
+            owner = rng.choice(["ac1", "ac2"])
+            a, b = endpoint(rng.choice(texts)), endpoint(rng.choice(texts))
+            answer = indexed(owner, a, b)
+            assert answer == scan(owner, a, b)
+            refused[answer is not None] += 1
+    assert min(refused) > 100  # both answers were put to the test
+    for lp in list(agent.lightpaths.values()):
+        agent._drop(lp.id)
+    assert agent._by_endpoint == {} and agent._order == {}
