@@ -47,7 +47,8 @@ class ServiceController(app_manager.RyuApp):
         self.core = ScCore(s.topology, s.state_dir, s.ac_tokens, self, k=s.k,
                            path_order=s.path_order, wavelength_policy=s.wavelength_policy,
                            seed=s.random_seed, barrier_timeout=s.barrier_timeout,
-                           event_keepalive=s.event_keepalive, spawn=hub.spawn,
+                           event_keepalive=s.event_keepalive, switch_hold=s.switch_hold,
+                           spawn=hub.spawn,
                            config_snapshot={"sources": list(s.sources),
                                             "topology": s.topology_spec})
         wsgi = kwargs["wsgi"]

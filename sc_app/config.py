@@ -57,6 +57,9 @@ SC_FIELDS: tuple[Field, ...] = (
           "seconds without LLDP before a discovered link is declared down"),
     Field("discovery_grace", types.Float(min=0.0), 15.0,
           "seconds after start before a fibre of the topology not yet discovered is an alarm"),
+    Field("switch_hold", types.Float(min=0.0, max=3600.0), 3.0,
+          "seconds a switch whose OpenFlow connection dropped keeps its fibres (it forwards "
+          "on its entries) before the lightpaths crossing it are re-routed; 0: at once"),
     Field("alarm_history", types.Integer(min=0), 1000,
           "cleared alarms kept in the database (older ones are purged)"),
     Field("event_keepalive", types.Float(min=1.0), 15.0,
@@ -95,6 +98,7 @@ class Settings:
     lldp_interval: float
     link_timeout: float
     discovery_grace: float
+    switch_hold: float
     alarm_history: int
     event_keepalive: float
     rest_host: str
@@ -183,7 +187,8 @@ def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[s
         path_order=values["path_order"], wavelength_policy=values["wavelength_policy"],
         random_seed=values["random_seed"], barrier_timeout=values["barrier_timeout"],
         lldp_interval=values["lldp_interval"], link_timeout=values["link_timeout"],
-        discovery_grace=values["discovery_grace"], alarm_history=values["alarm_history"],
+        discovery_grace=values["discovery_grace"], switch_hold=values["switch_hold"],
+        alarm_history=values["alarm_history"],
         event_keepalive=values["event_keepalive"], rest_host=values["wsapi_host"],
         rest_port=values["wsapi_port"], ofp_listen_host=values["ofp_listen_host"],
         ofp_port=values["ofp_tcp_listen_port"], observe_links=values["observe_links"],

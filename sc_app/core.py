@@ -38,6 +38,7 @@ class ScCore:
                  transport: Transport, k: int = 5, path_order: str = "hops",
                  wavelength_policy: str = "first-fit", seed: Optional[int] = 0,
                  barrier_timeout: float = 2.0, event_keepalive: float = 15.0,
+                 switch_hold: float = 0.0,
                  config_snapshot: Optional[dict[str, Any]] = None,
                  spawn: Callable[[Callable[[], None]], Any] = eventlet.spawn):
         os.makedirs(state_dir, exist_ok=True)
@@ -58,7 +59,8 @@ class ScCore:
         self.service = ServiceAgent(topology, self.pce, self.db, self.tracker, self.bus,
                                     self.metrics)
         self.pa = ProvisioningAgent(topology, self.ted, self.alarms, self.metrics,
-                                    lambda: list(self.service.lightpaths.values()))
+                                    lambda: list(self.service.lightpaths.values()),
+                                    switch_hold=switch_hold)
         self.reconciler = Reconciler(transport, self.expected_flows, self.leave_cookie,
                                      timeout=barrier_timeout)
         dropped = self.service.restore()

@@ -7,11 +7,23 @@ switch its base entries (its lightpath entries are reconciled by
 its switches are connected and both its ports are live; LLDP confirms the
 wiring, and a discovered link that is not the file's fibre is an alarm, never
 a crash.
+
+A switch whose OpenFlow connection drops is *held* for ``switch_hold`` seconds
+before its fibres count as down: a fail-secure switch keeps forwarding on its
+entries, so a control-channel flap must not move traffic. While held, its node
+is down in the TED (new routes avoid a switch the SC cannot program) but its
+fibres keep their state (the lightpaths crossing them stay, `TED.intact`); a
+neighbour's port going down on one of them still takes that fibre down at
+once. Back within the hold, the switch is reconciled and nothing else moves;
+not back, its fibres go down and restoration re-routes what crossed them.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any, Callable, Iterable, Optional
+
+import eventlet
 
 from sc_app import flows
 from sc_app.dbm import Database
@@ -64,7 +76,15 @@ class ProvisioningAgent:
     """Switch, port and fibre state of the network, fed by OpenFlow events."""
 
     def __init__(self, topology: Topology, ted: TED, alarms: Alarms, metrics: ScMetrics,
-                 lightpaths: Callable[[], Iterable[Lightpath]]):
+                 lightpaths: Callable[[], Iterable[Lightpath]], switch_hold: float = 0.0,
+                 schedule: Callable[[float, Callable[[], None]], Any] = eventlet.spawn_after):
+        #: Seconds a disconnected switch keeps its fibres' state (0: none, down at once).
+        self.switch_hold = switch_hold
+        #: ``schedule(seconds, fn)`` runs ``fn`` later (the hold's end).
+        self.schedule = schedule
+        #: Disconnected switches within their hold: dpid -> the hold's number.
+        self.held: dict[int, int] = {}
+        self._holds = itertools.count(1)
         self.topology = topology
         self.ted = ted
         self.alarms = alarms
@@ -101,6 +121,9 @@ class ProvisioningAgent:
             self.alarms.raise_("unknown-switch", "minor", f"dpid {dpid}",
                                "a switch that is not in the topology connected")
             return []
+        if self.held.pop(dpid, None) is not None:
+            LOG.info("switch %s (dpid %s) back within its hold: its fibres never went down",
+                     node.id, dpid)
         self.connected.add(dpid)
         self.live_ports[dpid] = set(live_ports)
         self._forget_lldp_loss(node.id)
@@ -110,15 +133,37 @@ class ProvisioningAgent:
         return list(flows.base_flows())
 
     def switch_down(self, dpid: int) -> None:
-        """A switch disconnected."""
+        """A switch disconnected: out of reach at once, its fibres down after the hold."""
         node = self.nodes_by_dpid.get(dpid)
         if node is None or dpid not in self.connected:
             return
         self.connected.discard(dpid)
+        self.ted.set_node_up(node.id, False)
+        if self.switch_hold > 0:
+            hold = self.held[dpid] = next(self._holds)
+            self.alarms.raise_("switch-down", "major", node.id,
+                               f"switch dpid {dpid} disconnected; its fibres are kept "
+                               f"{self.switch_hold:g} s")
+            self.schedule(self.switch_hold, lambda: self.hold_over(dpid, hold))
+            self._gauges()
+            return
+        self.alarms.raise_("switch-down", "major", node.id, f"switch dpid {dpid} disconnected")
+        self._gone(dpid)
+
+    def hold_over(self, dpid: int, hold: int) -> None:
+        """The hold of a disconnected switch ended: unless it is back, its fibres go down."""
+        if self.held.get(dpid) != hold:
+            return  # back meanwhile (or held again since)
+        del self.held[dpid]
+        node = self.nodes_by_dpid[dpid]
+        LOG.warning("switch %s (dpid %s) not back after %g s: its fibres are down", node.id,
+                    dpid, self.switch_hold)
+        self._gone(dpid)
+
+    def _gone(self, dpid: int) -> None:
+        node = self.nodes_by_dpid[dpid]
         self.live_ports.pop(dpid, None)
         self._forget_lldp_loss(node.id)
-        self.ted.set_node_up(node.id, False)
-        self.alarms.raise_("switch-down", "major", node.id, f"switch dpid {dpid} disconnected")
         self._update_links_of(node.id)
 
     def port_changed(self, dpid: int, port: int, live: bool) -> None:
@@ -147,6 +192,8 @@ class ProvisioningAgent:
             self.discovered.add(a)
             self.lldp_lost.discard(a)
             self.alarms.clear("link-undiscovered", a)
+        elif src[0] in self.held or dst[0] in self.held:
+            return  # Ryu forgets a leaving switch's links: that is the switch, not the fibre
         elif a in self.discovered:
             # A fibre LLDP had confirmed and no longer sees: down, like a port down.
             self.discovered.discard(a)
@@ -196,14 +243,16 @@ class ProvisioningAgent:
         link = self.topology.link(link_id)
         ends = ((self.topology.nodes[link.a].dpid, link.a_port),
                 (self.topology.nodes[link.b].dpid, link.b_port))
-        up = link_id not in self.lldp_lost and all(
-            dpid in self.connected and port in self.live_ports.get(dpid, ()) for dpid, port in ends)
+        # A held switch keeps its ports' last state: its fibres are as they were.
+        present = [dpid in self.connected or dpid in self.held for dpid, _ in ends]
+        up = link_id not in self.lldp_lost and all(present) and all(
+            port in self.live_ports.get(dpid, ()) for dpid, port in ends)
         was = self.ted.oper_up[self.ted.index(link_id)]
         if up != was:
             self.ted.set_oper(link_id, up)
             if up:
                 self.alarms.clear("link-down", link_id)
-            elif all(dpid in self.connected for dpid, _ in ends):
+            elif all(present):
                 # A port down between two connected switches is a fibre failure.
                 self.alarms.raise_("link-down", "major", link_id,
                                    "LLDP lost the fibre" if link_id in self.lldp_lost
@@ -222,6 +271,7 @@ class ProvisioningAgent:
             node = self.topology.nodes[node_id]
             out.append({"node": node_id, "name": node.name, "dpid": node.dpid,
                         "connected": node.dpid in self.connected,
+                        "held": node.dpid in self.held,
                         "live_ports": sorted(self.live_ports.get(node.dpid, ()))})
         return out
 

@@ -1,9 +1,12 @@
 """Restoration: lightpaths re-routed when a fibre fails, brought back when it returns.
 
-The `Restorer` listens to the TED. A fibre that stops being usable (port
-down at either end, LLDP losing it, a switch gone, an operator's admin down)
-queues every ``up`` lightpath crossing it; a fibre that becomes usable again
-queues every ``down`` lightpath. One worker green thread, started with the
+The `Restorer` listens to the TED. A fibre that stops being intact (port
+down at either end, LLDP losing it, a switch gone for longer than PA's hold,
+an operator's admin down) queues every ``up`` lightpath crossing it; a fibre
+that becomes usable again, or a switch that reconnects, queues every ``down``
+lightpath. A switch that loses its OpenFlow connection is first only out of
+reach (PA's ``switch_hold``): new routes avoid it, the lightpaths crossing it
+stay where they are, since it keeps forwarding. One worker green thread, started with the
 ``spawn`` it is given (``hub.spawn`` in the Ryu app), takes everything queued
 at once and has SA (`ServiceAgent.recover_all`) recover it: new routes computed
 one by one, the make-before-breaks computed so far sent to the switches as one
@@ -31,7 +34,7 @@ from sc_app.lightpath import DOWN, UP
 from sc_app.metrics import ScMetrics
 from sc_app.pa import Alarms
 from sc_app.service import ServiceAgent
-from sc_app.ted import LINK_STATE, TED, TedEvent
+from sc_app.ted import LINK_STATE, NODE_STATE, TED, TedEvent
 
 LOG = logging.getLogger(__name__)
 
@@ -58,16 +61,25 @@ class Restorer:
         return not self.pending and self._worker is None
 
     def _on_ted_event(self, event: TedEvent) -> None:
-        if event.kind != LINK_STATE:
+        if event.kind == NODE_STATE:
+            if not event.details["up"]:
+                return  # nothing breaks: the node's fibres say when they do
+            # A switch back within its hold: a re-route it blocked may go through now.
+            affected = self._down_ones()
+        elif event.kind != LINK_STATE:
             return
-        now = self.service.clock()
-        if event.details["usable"]:
-            affected = [lp.id for lp in self.service.lightpaths.values() if lp.state == DOWN]
-        else:
+        elif not event.details["intact"]:
             affected = [lp.id for lp in self.service.lightpaths.values()
                         if lp.state == UP and (event.link in lp.links or (
                             lp.protection is not None and event.link in lp.protection.links))]
-        self._queue([*affected, *self.in_flight], now)
+        elif event.details["usable"]:
+            affected = self._down_ones()
+        else:
+            return  # intact again, but a node is out of reach: wait for it
+        self._queue([*affected, *self.in_flight], self.service.clock())
+
+    def _down_ones(self) -> list[str]:
+        return [lp.id for lp in self.service.lightpaths.values() if lp.state == DOWN]
 
     def check_all(self) -> int:
         """Queue every settled lightpath (e.g. after a restart); how many were queued."""

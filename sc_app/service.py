@@ -402,10 +402,10 @@ class ServiceAgent:
                 and all(self.ted.usable(link) for link in lp.links))
 
     def _broken(self, lp_id: str) -> bool:
-        """An unprotected settled lightpath whose route crosses an unusable fibre."""
+        """An unprotected settled lightpath whose route crosses a fibre that is not intact."""
         lp = self._recoverable(lp_id)
         return (lp is not None and lp.protection is None
-                and not all(self.ted.usable(link) for link in lp.links))
+                and not all(self.ted.intact(link) for link in lp.links))
 
     def _recoverable(self, lp_id: str) -> Optional[Lightpath]:
         """A lightpath restoration may act on: settled (up or down) and holding a wavelength."""
@@ -435,7 +435,7 @@ class ServiceAgent:
         it stays on protection until the protection route breaks.
         """
         assert lp.protection is not None
-        w_ok, p_ok = (all(self.ted.usable(link) for link in links)
+        w_ok, p_ok = (all(self.ted.intact(link) for link in links)
                       for links in (lp.links, lp.protection.links))
         if not (w_ok or p_ok):
             return self._down(lp, "working and protection routes both broken")
@@ -443,7 +443,7 @@ class ServiceAgent:
         changes = {}
         for reverse in (False, True):
             first = lp.links[-1] if reverse else lp.links[0]
-            if reverse not in switched and not w_ok and self.ted.usable(first):
+            if reverse not in switched and not w_ok and self.ted.intact(first):
                 changes[reverse] = True  # this end cannot see the break: turn it
             elif reverse in switched and not p_ok and w_ok:
                 changes[reverse] = False  # non-revertive: back only when protection breaks

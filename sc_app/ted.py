@@ -8,8 +8,11 @@ networkx cost microseconds each:
 - wavelength occupancy: ``free[i]`` is an int bitmap of the wavelengths still
   free on link ``i`` (bit λ for λ in 0..W-1); the data plane carries λ as VLAN
   VID ``VLAN_BASE + λ``; ``owner(link, λ)`` names the holder;
-- admin and oper state of links and nodes: a link is usable only when it is
-  admin up, oper up and both its nodes are up;
+- admin and oper state of links and nodes: a link is *usable* (may carry new
+  lightpaths) only when it is admin up, oper up and both its nodes are up (the
+  SC can program their switches); it is *intact* (carries the lightpaths it
+  has) when it is admin and oper up, whatever its nodes: a switch that lost
+  its controller connection for a moment still forwards;
 - TE weight: the file's ``te_weight``, or 1.0 per link when unset (so that the
   sum over a path is its hop count, as in the CSO draft's GLB N(p)). The
   *effective* weight, used for GLB and the PCE's ``te`` order, grows with the
@@ -140,6 +143,12 @@ class TED:
         """True when the link is admin up, oper up and both its nodes are up."""
         return self.usable_index(self.index(link_id))
 
+    def intact(self, link_id: str) -> bool:
+        """True when the link carries the lightpaths it has: admin and oper up (its
+        nodes' switches may be out of the SC's reach for a while)."""
+        i = self.index(link_id)
+        return self.admin_up[i] and self.oper_up[i]
+
     def free_mask(self, link_id: str) -> int:
         """Bitmap of the wavelengths free on the link."""
         return self.free[self.index(link_id)]
@@ -232,7 +241,7 @@ class TED:
         self.version += 1
         self._emit(TedEvent(LINK_STATE, self.link_ids[i], {
             "admin_up": self.admin_up[i], "oper_up": self.oper_up[i],
-            "usable": self.usable_index(i)}))
+            "usable": self.usable_index(i), "intact": self.admin_up[i] and self.oper_up[i]}))
 
     # -- occupancy --------------------------------------------------------------------------
 

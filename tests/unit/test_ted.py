@@ -168,7 +168,8 @@ def test_events_for_occupancy_and_state_changes():
         (OCCUPIED, "0-1"), (OCCUPIED, "1-2"), (FREED, "0-1"), (FREED, "1-2"),
         (LINK_STATE, "0-2"), (NODE_STATE, None), (TE_WEIGHT, "2-3")]
     assert events[0].details == {"wavelength": 1, "owner": "lp"}
-    assert events[4].details == {"admin_up": False, "oper_up": True, "usable": False}
+    assert events[4].details == {"admin_up": False, "oper_up": True, "usable": False,
+                                 "intact": False}
     assert events[5].details == {"node": "3", "up": False}
     unsubscribe()
     ted.occupy(["0-1"], 0, "lp")
