@@ -65,6 +65,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(what: str, predicate: Any, timeout: float = 10.0, step: float = 0.05) -> Any:
+    """Poll ``predicate()`` until it gives something true, and return that; an
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(step)
+
+
 def running() -> list["Process"]:
     """The harness's processes that are still registered (started and not stopped)."""
     return list(_RUNNING)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 import pytest
 
 from cso import http
 from cso import lab as harness
+from cso.lab import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +35,6 @@ TIMED = ("duration_s", "cpu_s", "memory_gb_s", "disk_gb_s", "wavelength_link_s")
 def ac_options() -> dict[str, Any]:
     """Fast failure detection (`AC_OPTIONS`)."""
     return dict(AC_OPTIONS)
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 def dcs(ac: harness.AcRun) -> list[dict[str, Any]]:
@@ -128,7 +118,7 @@ def test_kill_9_of_the_ac_loses_nothing(ac, sc, net):
         gone = ac.request("DELETE", f"{REQS}/{record['id']}", token=USER)
         assert gone.status == 200 and gone.json["status"] == "released", gone.json
     check_held(ac, sc, net)
-    wait_for(lambda: all(dc["available"] for dc in dcs(ac)), 15, "DCs not available again")
+    wait_for("the DCs available again", lambda: all(dc["available"] for dc in dcs(ac)), 15, 0.2)
 
 
 def test_a_dc_whose_agent_stops_answering_has_its_vm_migrated(ac, sc, net):
@@ -141,12 +131,11 @@ def test_a_dc_whose_agent_stops_answering_has_its_vm_migrated(ac, sc, net):
     pid = agent_pid(net, source)
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: not {d["dc"]: d for d in dcs(ac)}[source]["available"], 15,
-                 f"{source} still available")
-        after = wait_for(lambda: (lambda r: r if r["status"] == "active" and r["dc"] != source
-                                  else None)(ac.request("GET", f"{REQS}/{before['id']}",
-                                                        token=USER).json),
-                         30, "the vm request was not migrated")
+        wait_for(f"{source} unavailable",
+                 lambda: not {d["dc"]: d for d in dcs(ac)}[source]["available"], 15, 0.2)
+        after = wait_for("the vm request migrated", lambda: (
+            lambda r: r if r["status"] == "active" and r["dc"] != source else None)(
+                ac.request("GET", f"{REQS}/{before['id']}", token=USER).json), 30, 0.2)
         assert (after["id"], after["vm_ip"]) == (before["id"], vm_ip)
         assert net.ping("u5", vm_ip, count=3)
         (lp,) = sc.request("GET", "/asi/v1/lightpaths", token=AC_TOKEN).json["lightpaths"]
@@ -154,8 +143,8 @@ def test_a_dc_whose_agent_stops_answering_has_its_vm_migrated(ac, sc, net):
     finally:
         os.kill(pid, signal.SIGCONT)
     # The agent answers again: housekeeping deletes the old VM (retried every 10 s).
-    wait_for(lambda: all_vms(net) == {after["dc"]: [before["id"]]}, 30,
-             "the old VM is still at the failed DC")
+    wait_for("the old VM gone from the failed DC",
+             lambda: all_vms(net) == {after["dc"]: [before["id"]]}, 30, 0.2)
     gone = ac.request("DELETE", f"{REQS}/{before['id']}", token=USER)
     assert gone.status == 200 and gone.json["status"] == "released", gone.json
     check_held(ac, sc, net)

@@ -21,6 +21,7 @@ import pytest
 
 from sc_app.flows import base_flows
 from sc_app.reconcile import READ_REQUESTS
+from cso.lab import wait_for
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration
@@ -30,16 +31,6 @@ TOPOLOGY = load("nsfnet")
 PING_INTERVAL = 0.01
 PING_COUNT = 400  # 4 s of pings
 MAX_LOST = 10  # 100 ms at 10 ms per ping
-
-
-def wait_for(what, predicate, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(step)
 
 
 def ofctl(*args: str) -> str:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from cso.lab import wait_for
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration
@@ -21,16 +22,6 @@ TOKEN = "demo-ac-token"
 TOPOLOGY = load("nsfnet")
 PING_INTERVAL = 0.01
 PING_COUNT = 400  # 4 s of pings
-
-
-def wait_for(what, predicate, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(step)
 
 
 def interface(net, node: str, port: int) -> str:

@@ -11,6 +11,7 @@ A fibre cut while the SC is dead has its lightpaths re-routed once the SC is bac
 """
 from __future__ import annotations
 
+import functools
 import re
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import time
 
 import pytest
 
+from cso import lab
 from sc_app import flows
 from sc_app.reconcile import READ_REQUESTS
 from topologies.loader import load
@@ -30,17 +32,9 @@ TOPOLOGY = load("nsfnet")
 LP_TAG = "cookie=0x4c50"
 PING_INTERVAL = 0.01
 PING_COUNT = 1500  # 15 s of pings
+#: `lab.wait_for` with this module's longer default timeout (the SC restarts).
+wait_for = functools.partial(lab.wait_for, timeout=20.0, step=0.1)
 _COUNTERS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]*,?\s*")
-
-
-def wait_for(what, predicate, timeout=20.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(step)
 
 
 def lightpath_entries(net) -> dict[str, list[str]]:
