@@ -2,9 +2,9 @@
 
 Pointing s0's controller at a port nobody listens on (``ovs-vsctl set-controller s0
 tcp:127.0.0.1:1``) cuts the control channel of a transit switch of two lightpaths; the switch
-is fail-secure, so it keeps forwarding on its entries. (``del-controller`` would not do: OVS
-flushes a bridge's flow table when its last controller is removed from its configuration.) While it is
-away one lightpath's entries are deleted on it and a stale lightpath-tagged entry is added.
+is fail-secure, so it keeps forwarding on its entries (``del-controller`` would not do: OVS
+flushes a bridge's flow table when its last controller leaves its configuration). While it
+is away one lightpath's entries are deleted on it and a stale lightpath-tagged entry added.
 
 - Back within ``switch_hold``: the SC reconciles the switch: the stale entry goes, the missing
   entries come back, the other lightpath's entries are untouched (same entries, counters and
