@@ -48,23 +48,32 @@ def _range(text: str) -> Range:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, but for options whose help says what happens without them."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``cso sim``."""
     p = argparse.ArgumentParser(prog="cso sim", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_HelpFormatter)
     p.add_argument("--traffic", choices=TRAFFIC, default=CSO,
                    help="cso: users to DC servers; rwa: lightpaths between random node pairs")
     p.add_argument("--topo", default="nsfnet", help="topology name or file")
     p.add_argument("--wavelengths", type=int, default=None,
-                   help="wavelengths per fibre (default: the topology file's)")
+                   help="wavelengths per fibre; none given: the topology file's")
     p.add_argument("--k", type=lambda t: _list(int, t), default=[5],
                    help="candidate paths of the SA-PCE; a list (1,5) gives one series each")
     p.add_argument("--path-order", choices=ORDERS, default="hops", help="candidate order")
     p.add_argument("--policy", type=lambda t: _list(str, t), default=["first-fit"],
                    help=f"wavelength policy, or a list; of {', '.join(POLICIES)}")
     p.add_argument("--strategies", type=lambda t: _list(str, t), default=None,
-                   help=f"cso traffic: strategies among {', '.join(STRATEGIES)} (default: "
-                        f"{','.join(DEFAULT_STRATEGIES)}; with --live: the AC's)")
+                   help=f"cso traffic: strategies among {', '.join(STRATEGIES)}; none given: "
+                        f"{','.join(DEFAULT_STRATEGIES)} (with --live: the AC's)")
     p.add_argument("--glb-k", type=int, default=5, help="GLB: K candidate servers of step 1")
     p.add_argument("--a", type=float, default=0.5, help="A(s) = a*mem_util + (1-a)*cpu_util")
     p.add_argument("--b", type=float, default=0.5, help="GLB: x = b*A/A_max + (1-b)*N/N_max")
@@ -78,10 +87,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", type=_range, default=Range(4, 16), help="memory GB per request")
     p.add_argument("--disk", type=_range, default=Range(10, 50), help="disk GB per request")
     p.add_argument("--server-cpu", type=int, default=None,
-                   help="override every DC server's cpu cores (default: the topology's)")
+                   help="override every DC server's cpu cores; none given: the topology's")
     p.add_argument("--server-memory", type=float, default=None, help="override memory GB")
     p.add_argument("--server-disk", type=float, default=None, help="override disk GB")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes; 0: one per core (results do not depend on it)")
     p.add_argument("--out", default=None, help="directory for CSV, JSON and plots")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -182,10 +192,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return live_main(args)
     try:
         scenario, series = build(args)
-        if args.seeds < 1 or args.jobs < 1 or min(args.loads) <= 0:
-            raise ValueError("--seeds and --jobs must be >= 1 and every load > 0")
+        if args.seeds < 1 or args.jobs < 0 or min(args.loads) <= 0:
+            raise ValueError("--seeds must be >= 1, --jobs >= 0 and every load > 0")
+        jobs = args.jobs or os.cpu_count() or 1
         seeds = list(range(args.seed, args.seed + args.seeds))
-        summary = sweep(scenario, series, args.loads, seeds, args.jobs, Progress(args.quiet))
+        summary = sweep(scenario, series, args.loads, seeds, jobs, Progress(args.quiet))
     except (ValueError, TopologyError) as err:
         print(f"cso sim: {err}", file=sys.stderr)
         return 2
