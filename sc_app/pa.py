@@ -144,11 +144,18 @@ class ProvisioningAgent:
             self.alarms.raise_("switch-down", "major", node.id,
                                f"switch dpid {dpid} disconnected; its fibres are kept "
                                f"{self.switch_hold:g} s")
-            self.schedule(self.switch_hold, lambda: self.hold_over(dpid, hold))
+            self.schedule(self.switch_hold, lambda: self._guarded_hold_over(dpid, hold))
             self._gauges()
             return
         self.alarms.raise_("switch-down", "major", node.id, f"switch dpid {dpid} disconnected")
         self._gone(dpid)
+
+    def _guarded_hold_over(self, dpid: int, hold: int) -> None:
+        try:
+            self.hold_over(dpid, hold)
+        except Exception:  # noqa: BLE001 - a timer's failure is logged and counted
+            LOG.exception("end of the hold of switch %s failed", dpid)
+            self.metrics.handler_errors.labels(handler="switch-hold").inc()
 
     def hold_over(self, dpid: int, hold: int) -> None:
         """The hold of a disconnected switch ended: unless it is back, its fibres go down."""
