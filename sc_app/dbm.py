@@ -201,23 +201,11 @@ class Database:
             db.execute(f"INSERT OR REPLACE INTO lightpaths ({', '.join(_LP_COLUMNS)}) "
                        f"VALUES ({placeholders})", _lp_row(lp))
 
-    def update_state(self, lp_id: str, state: str, reason: Optional[str] = None,
-                     now: Optional[float] = None) -> Lightpath:
-        """Move a lightpath to ``state`` (checked against `TRANSITIONS`); the new record."""
-        with self._write() as db:
-            row = db.execute("SELECT * FROM lightpaths WHERE id = ?", (lp_id,)).fetchone()
-            if row is None:
-                raise KeyError(lp_id)
-            lp = _lp_from(row).with_state(state, reason, now)
-            db.execute("UPDATE lightpaths SET state = ?, reason = ?, updated_at = ? "
-                       "WHERE id = ?", (lp.state, lp.reason, lp.updated_at, lp.id))
-        return lp
-
     def write_state(self, lp: Lightpath) -> None:
         """Record the state, reason and time of ``lp``, a record the caller moved itself
         (`Lightpath.with_state` checks the transition); KeyError if it was never saved.
 
-        `update_state` without the re-read: the SA holds every record it saved.
+        Nothing is re-read: the SA holds every record it saved.
         """
         with self._write() as db:
             cursor = db.execute("UPDATE lightpaths SET state = ?, reason = ?, updated_at = ? "

@@ -6,17 +6,19 @@ an operator's admin down) queues every ``up`` lightpath crossing it; a fibre
 that becomes usable again, or a switch that reconnects, queues every ``down``
 lightpath. A switch that loses its OpenFlow connection is first only out of
 reach (PA's ``switch_hold``): new routes avoid it, the lightpaths crossing it
-stay where they are, since it keeps forwarding. One worker green thread, started with the
-``spawn`` it is given (``hub.spawn`` in the Ryu app), takes everything queued
-at once and has SA (`ServiceAgent.recover_all`) recover it: new routes computed
-one by one, the make-before-breaks computed so far sent to the switches as one
-batch every few ms meanwhile (one barrier per switch and step), each lightpath
-rolled back or marked down on its own. What a
-fibre change queues meanwhile is the next round; the lightpaths of the round in
-progress are queued again too (their new route may cross the fibre that just
-failed, or the one that just returned may bring one just marked down back), and
-SA finds nothing to do for those that are fine. The TED callback itself never
-waits on a barrier: it runs inside the OpenFlow event handler.
+stay where they are, since it keeps forwarding.
+
+One worker green thread, started with the ``spawn`` it is given (``hub.spawn``
+in the Ryu app), takes everything queued at once and has SA
+(`ServiceAgent.recover_all`) recover it: new routes computed one by one, the
+make-before-breaks computed so far sent to the switches as one batch every few
+ms meanwhile (one barrier per switch and step), each lightpath rolled back or
+marked down on its own. What a fibre change queues meanwhile is the next round;
+the lightpaths of the round in progress are queued again too (their new route
+may cross the fibre that just failed, or the one that just returned may bring
+one just marked down back), and SA finds nothing to do for those that are fine.
+The TED callback itself never waits on a barrier: it runs inside the OpenFlow
+event handler.
 
 `check_all` queues every settled lightpath whatever happened: after an SC restart, a
 fibre already down when the SC came back makes no state change (it was never usable

@@ -143,11 +143,14 @@ class TED:
         """True when the link is admin up, oper up and both its nodes are up."""
         return self.usable_index(self.index(link_id))
 
-    def intact(self, link_id: str) -> bool:
-        """True when the link carries the lightpaths it has: admin and oper up (its
-        nodes' switches may be out of the SC's reach for a while)."""
-        i = self.index(link_id)
+    def intact_index(self, i: int) -> bool:
+        """True when link number ``i`` carries the lightpaths it has: admin and oper up
+        (its nodes' switches may be out of the SC's reach for a while)."""
         return self.admin_up[i] and self.oper_up[i]
+
+    def intact(self, link_id: str) -> bool:
+        """`intact_index` by link id."""
+        return self.intact_index(self.index(link_id))
 
     def free_mask(self, link_id: str) -> int:
         """Bitmap of the wavelengths free on the link."""
@@ -241,7 +244,7 @@ class TED:
         self.version += 1
         self._emit(TedEvent(LINK_STATE, self.link_ids[i], {
             "admin_up": self.admin_up[i], "oper_up": self.oper_up[i],
-            "usable": self.usable_index(i), "intact": self.admin_up[i] and self.oper_up[i]}))
+            "usable": self.usable_index(i), "intact": self.intact_index(i)}))
 
     # -- occupancy --------------------------------------------------------------------------
 

@@ -48,15 +48,17 @@ def test_state_updates_follow_the_state_machine(path):
     db = Database(path)
     lp = make_lp(db)
     db.save_lightpath(lp)
-    up = db.update_state(lp.id, "up", now=lp.created_at + 2)
+    up = lp.with_state("up", now=lp.created_at + 2)
+    db.write_state(up)
     assert db.get_lightpath(lp.id) == up and up.updated_at == lp.created_at + 2
     with pytest.raises(ValueError):
-        db.update_state(lp.id, "installing")
+        up.with_state("installing")
     assert db.get_lightpath(lp.id).state == "up"
-    down = db.update_state(lp.id, "down", reason="fibre 0-7 cut")
+    down = up.with_state("down", reason="fibre 0-7 cut")
+    db.write_state(down)
     assert db.get_lightpath(lp.id).reason == "fibre 0-7 cut" == down.reason
     with pytest.raises(KeyError):
-        db.update_state("lp-404", "up")
+        db.write_state(dataclasses.replace(up, id="lp-404"))
 
 
 def test_write_state_records_a_record_moved_by_the_caller(path):
