@@ -25,7 +25,7 @@ integration: setup
 	$(PYTEST) -q tests/integration
 
 lint: setup
-	$(PY) -m pycodestyle cso sc_app ac_app topologies mininet tests
+	$(PY) -m pycodestyle cso cso_base sc_app ac_app topologies mininet tests
 
 bench: setup
 	$(CSO) bench pce

@@ -40,11 +40,9 @@ from urllib.parse import urljoin
 
 from ac_app.asi_client import AsiError, AsiNetworkView, AsiUnreachable
 from ac_app.resources import NetworkView, PathInfo
-from cso import http
-from cso.emulation import DC_NET, USER_NET, EmulationError, host_ip, node_indices
-from sc_app.alto import (COST_MAP, COST_MAP_FILTER, DIRECTORY, ERROR, NETWORK_MAP,
-                         NUMERICAL)
-from sc_app.pce import BANDWIDTH_EXCEEDED, DELAY_EXCEEDED, HOPS_EXCEEDED, JITTER_EXCEEDED
+from cso_base import http
+from cso_base.wire import (BANDWIDTH_EXCEEDED, COST_MAP, COST_MAP_FILTER, DELAY_EXCEEDED, DIRECTORY,
+                           ERROR, HOPS_EXCEEDED, JITTER_EXCEEDED, NETWORK_MAP, NUMERICAL)
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
@@ -272,20 +270,15 @@ class AltoNetworkView:
         self.topology = topology
         self.constraints = dict(constraints or {})
         self.fallback = fallback
-        try:
-            self._index = node_indices(topology)
-        except EmulationError:
-            self._index = {}  # beyond the address plan: no node has a PID
         capacities = [link.capacity_gbps for link in topology.links]
         #: Per-wavelength capacity, Gb/s: exact when every fibre has the same (NSFNET does).
         self.wavelength_gbps = min(capacities) if capacities else 0.0
 
     def _address(self, node: str, dst: bool) -> Optional[str]:
-        index = self._index.get(node)
-        if index is None:
-            return None
-        has_dc = node in self.topology.nodes and self.topology.nodes[node].dc is not None
-        return host_ip(DC_NET if dst and has_dc else USER_NET, index)
+        plan = self.topology.addresses
+        if node not in plan.indices:
+            return None  # beyond the address plan: no PID
+        return plan.dc_ip(node) if dst and plan.has_dc(node) else plan.user_ip(node)
 
     def _pids(self, src: str, dsts: Sequence[str]) -> tuple[Optional[str], dict[str, str]]:
         nmap = self.client.network_map()

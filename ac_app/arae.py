@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional
 
-from ac_app.agent import server_state
+from ac_app.dc_agent.agent import server_state
 from ac_app.resources import AppView, Demand, ServerState
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")

@@ -1,7 +1,7 @@
 """The AC's side of ASI (CSO draft §7.2): lightpaths and candidate evaluation at the SC.
 
 `AsiClient` speaks JSON over HTTP to the SC's ``/asi/v1`` with the AC's bearer token
-(`cso.http`, green once ``cso ac`` has monkey-patched the process). An SC that does not answer
+(`cso_base.http`, green once ``cso ac`` has monkey-patched the process). An SC that does not answer
 raises `AsiUnreachable`; any answer but a success raises `AsiError` with the SC's own error
 code, reason and detail, so the procedure can tell a refusal (no path) from a failure.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ac_app.resources import PathInfo, path_infos_from_asi
-from cso import http
+from cso_base import http
 
 PREFIX = "/asi/v1"
 #: Request fields the SC takes as constraints, for both establish and evaluate.

@@ -31,7 +31,7 @@ def _settings(paths: Sequence[str]) -> "AcSettings":
 
 def check_config(argv: Sequence[str]) -> int:
     """``cso ac check-config FILE...``: validate offline; 0 when valid, 1 otherwise."""
-    from cso.config import ConfigError
+    from cso_base.config import ConfigError
 
     parser = argparse.ArgumentParser(prog=f"{PROG} check-config",
                                      description="Validate AC config files without starting.")
@@ -70,10 +70,10 @@ def serve(argv: Sequence[str]) -> int:
     eventlet.monkey_patch()
 
     from ac_app.service import AcService
-    from cso.config import ConfigError
-    from cso.wsgi import Server
+    from cso_base.config import ConfigError
+    from cso_base.wsgi import Server
     # Plain (no Ryu): delivers SIGINT/SIGTERM to the main green thread whichever one runs.
-    from sc_app.cli_sc import graceful_signals
+    from cso_base.signals import graceful_signals
 
     log = logging.getLogger("cso.ac")
     try:

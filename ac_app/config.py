@@ -1,4 +1,4 @@
-"""The AC's configuration: the ``[ac]`` section of an INI file, as a schema (`cso.config`).
+"""The AC's configuration: the ``[ac]`` section of an INI file, as a schema (`cso_base.config`).
 
 ``cso ac check-config F`` validates offline with the same code ``cso ac --config F`` runs.
 """
@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 from oslo_config import types
 
 from ac_app.strategies import STRATEGIES
-from cso.config import ConfigError, Field, parse_tokens, read_files, read_texts
+from cso_base.config import ConfigError, Field, parse_tokens, read_files, read_texts
 from topologies.loader import TopologyError, load
 from topologies.model import Topology
 
@@ -106,7 +106,7 @@ class AcSettings:
         return self.values["alto_url"] or self.values["sc_url"].rstrip("/") + ALTO_DIRECTORY
 
     def user_tokens(self) -> dict[str, str]:
-        """User name -> token, for `cso.rest.authenticate`."""
+        """User name -> token, for `cso_base.rest.authenticate`."""
         return {name: user.token for name, user in self.users.items()}
 
 

@@ -39,7 +39,7 @@ import eventlet  # noqa: I100 - after ac_app.arae, which silences eventlet's not
 from ac_app.config import User
 from ac_app.db import ACTIVE, Record
 from ac_app.procedure import MIGRATION, VM, VOD, Procedure
-from cso.rest import ApiError
+from cso_base.rest import ApiError
 
 LOG = logging.getLogger(__name__)
 

@@ -74,7 +74,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
-from ac_app.agent import AgentError, check_content_request
+from ac_app.dc_agent.agent import AgentError, check_content_request
 from ac_app.arae import AgentRefused, AgentUnreachable
 
 import eventlet.semaphore  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
@@ -85,8 +85,9 @@ from ac_app.db import (ACTIVE, FAILED, PENDING, REFUSED, RELEASED, RELEASING, ST
 from ac_app.orphans import ORPHAN_SWEEP_INTERVAL_S, OrphanSweep
 from ac_app.resources import AppView, Demand
 from ac_app.strategies import APPLICATION, NETWORK, Choice, Strategy
-from cso.emulation import EmulationError, node_indices
-from cso.rest import ApiError, Field, validate
+from cso_base.rest import ApiError, Field, validate
+from cso_base.wire import QOS_FIELDS
+from topologies.addressing import USER, AddressError
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
@@ -104,18 +105,12 @@ CLEANUP_INTERVAL = 10.0
 #: Seconds of unconfirmed release retries before an alarm (``[ac] leftover_alarm_after_s``).
 LEFTOVER_ALARM_AFTER_S = 300.0
 
-_USER_NET = ipaddress.IPv4Network("10.1.0.0/16")
 #: Agent refusals that mean "not here, not now" (the application stratum says no).
 _AGENT_REFUSALS = (409, 422)
 #: SC refusals: no path, endpoint in use (409); an endpoint or constraint it cannot serve (422).
 _SC_REFUSALS = (409, 422)
 
-_CONSTRAINTS = {
-    "bandwidth_gbps": Field("number", minimum=0, maximum=1e6),
-    "max_delay_ms": Field("number", minimum=0, maximum=1e6),
-    "max_jitter_ms": Field("number", minimum=0, maximum=1e6),
-    "max_hops": Field("int", minimum=1, maximum=10_000),
-}
+_CONSTRAINTS = QOS_FIELDS
 _TYPE = Field("str", required=True, choices=TYPES)
 _SRC = Field("str", required=True, max_length=64)
 
@@ -230,7 +225,6 @@ class Procedure:
         self.max_duration_s = max_duration_s
         self.clock = clock
         self.leftover_alarm_after_s = leftover_alarm_after_s
-        self._user_nodes = _user_nodes(topology)
         self._dcs = {node.dc.id for node in topology.nodes.values() if node.dc is not None}
         duration = Field("number", minimum=1, maximum=max_duration_s)
         self._schemas = {
@@ -558,15 +552,18 @@ class Procedure:
 
     def _src_node(self, src: str) -> str:
         try:
-            address = ipaddress.IPv4Address(src)
+            ipaddress.IPv4Address(src)
         except ValueError:
             raise ApiError(400, "invalid-field", "src must be an IPv4 address",
                            field="src") from None
-        node = self._user_nodes.get(address.packed[2]) if address in _USER_NET else None
-        if node is None or address.packed[3] in (0, 255):
+        try:
+            host = self.topology.addresses.locate(src)
+        except AddressError:
+            host = None
+        if host is None or host.kind != USER:
             raise ApiError(422, "unknown-endpoint", f"{src} is not a user host of "
                            f"{self.topology.name} (10.1.<i>.<n> at node i)", field="src")
-        return node
+        return host.node
 
     def _migration_target(self, user: User,
                           body: Mapping[str, Any]) -> tuple[Record, Optional[str]]:
@@ -733,11 +730,3 @@ def _network_step() -> Iterator[None]:
             raise _Abort(409, NETWORK, reason, exc.detail or exc.reason) from None
         raise _Abort(503 if exc.status == 503 else 502, NETWORK, exc.code,
                      exc.detail or exc.reason) from None
-
-
-def _user_nodes(topology: Topology) -> dict[int, str]:
-    """The ``i`` of user hosts ``10.1.<i>.<n>`` -> node id (the emulation's address plan)."""
-    try:
-        return {index: node for node, index in node_indices(topology).items()}
-    except EmulationError:
-        return {}  # too many nodes for the plan: no node has user hosts

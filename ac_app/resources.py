@@ -9,8 +9,8 @@ Two views feed every strategy (`ac_app.strategies`), whoever drives it:
   is what a simulator making thousands of decisions per second can afford, and
   a frozen state can be handed to a `Choice` without being changed under it.
 - `NetworkView`: answers "how would src reach each of these nodes?" without
-  reserving anything. `PceNetworkView` asks an in-process SA-PCE (simulator,
-  offline tools); the live AC asks the SC's ASI ``POST /asi/v1/evaluate`` and
+  reserving anything. `cso.simulation.network.PceNetworkView` asks an in-process
+  SA-PCE (simulator, offline tools); the live AC asks the SC's ASI ``POST /asi/v1/evaluate`` and
   turns each result with `path_info_from_asi`. Both give the same `PathInfo`
   for the same network state (a test holds them to it), so the simulator and
   the live AC choose alike.
@@ -18,11 +18,9 @@ Two views feed every strategy (`ac_app.strategies`), whoever drives it:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
 
-from sc_app.pce import PCE, Constraints, NoPath, Path
-from sc_app.ted import natural_key
-from topologies.model import Topology
+from topologies.model import Topology, natural_key
 
 #: Tolerance of capacity comparisons: memory and disk are floats summed and subtracted.
 _EPS = 1e-9
@@ -221,27 +219,6 @@ class NetworkView(Protocol):
     def evaluate(self, src: str, dsts: Sequence[str]) -> Mapping[str, PathInfo]:
         """A `PathInfo` for every node of ``dsts``."""
         ...
-
-
-def path_info_from_pce(result: Union[Path, NoPath]) -> PathInfo:
-    """The `PathInfo` of an SA-PCE answer (`PCE.compute` / `PCE.evaluate`)."""
-    if isinstance(result, NoPath):
-        return PathInfo(False, reason=result.reason, detail=result.detail)
-    return PathInfo(True, result.hops, result.te_cost, result.delay_ms,
-                    result.free_mask.bit_count())
-
-
-class PceNetworkView:
-    """A `NetworkView` over an in-process SA-PCE (the simulator's and offline tools')."""
-
-    def __init__(self, pce: PCE, constraints: Optional[Constraints] = None):
-        self.pce = pce
-        self.constraints = constraints
-
-    def evaluate(self, src: str, dsts: Sequence[str]) -> dict[str, PathInfo]:
-        """`PCE.evaluate` (no reservation), each answer as a `PathInfo`."""
-        answers = self.pce.evaluate(src, dsts, self.constraints)
-        return {dst: path_info_from_pce(result) for dst, result in answers.items()}
 
 
 def path_info_from_asi(result: Mapping[str, Any]) -> PathInfo:

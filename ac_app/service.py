@@ -27,7 +27,7 @@ from ac_app.failover import DcFailover
 from ac_app.procedure import AppStratum, Network, Procedure
 from ac_app.resources import Demand
 from ac_app.uai import make_app
-from cso.wsgi import WsgiApp
+from cso_base.wsgi import WsgiApp
 
 LOG = logging.getLogger(__name__)
 

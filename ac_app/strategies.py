@@ -31,7 +31,7 @@ from operator import itemgetter
 from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Union
 
 from ac_app.resources import LOCAL_PATH, AppView, Demand, NetworkView, PathInfo, ServerState
-from sc_app.pce import REASONS
+from cso_base.wire import REASONS
 
 APPLICATION = "application"
 NETWORK = "network"

@@ -13,13 +13,13 @@ from typing import Any, Callable, Mapping, Optional
 
 from webob import Request, Response
 
-from ac_app.agent import CONTENT_PORT
+from ac_app.dc_agent.agent import CONTENT_PORT
 from ac_app.config import User
 from ac_app.db import (ACTIVE, Record, accounting_entry, accounting_totals, iso,
                        migration_json)
 from ac_app.procedure import MIGRATION, VOD, Procedure
-from cso.rest import ApiError, authenticate, json_body, json_response, query_params
-from cso.wsgi import WsgiApp, route
+from cso_base.rest import ApiError, authenticate, json_body, json_response, query_params
+from cso_base.wsgi import WsgiApp, route
 
 PREFIX = "/uai/v1"
 

@@ -17,9 +17,9 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from cso import lab
+from cso.emulation import lab
 from sc_app.pce import PCE
 from sc_app.ted import TED
 from topologies.loader import load
@@ -138,7 +138,7 @@ def strategies_in_simulation() -> None:
     import io
     import json
 
-    from cso import sim
+    from cso.simulation import cli as sim
 
     say("The four strategies in the simulator (same code as the live AC; NSFNET, W=16, "
         "120 Erlang, 3000 requests, one seed):")

@@ -13,13 +13,13 @@ from typing import Optional, Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "sc": ("sc_app.cli_sc", "run the Service Controller (Ryu's ryu-manager with sc_app)"),
     "ac": ("ac_app.cli_ac", "run the Application Controller (UAI, SSE, ARAE; no Ryu)"),
-    "net": ("cso.net", "emulate a topology in Mininet with OVS switches (root)"),
+    "net": ("cso.emulation.cli", "emulate a topology in Mininet with OVS switches (root)"),
     "path": ("sc_app.cli_path", "compute a lightpath offline on a topology file"),
     "topo": ("topologies.cli", "check or generate topology files"),
-    "bench": ("cso.bench", "benchmarks (results under docs/)"),
-    "sim": ("cso.sim", "discrete-event simulation of strategies and RWA (docs/results.md)"),
+    "bench": ("cso.bench.cli", "benchmarks (results under docs/)"),
+    "sim": ("cso.simulation.cli", "discrete-event simulation of strategies and RWA"),
     "demo": ("cso.demo", "run the NSFNET demonstration"),
-    "agent": ("ac_app.cli_agent", "run a DC agent inside a DC host"),
+    "agent": ("ac_app.dc_agent.cli", "run a DC agent inside a DC host"),
 }
 
 

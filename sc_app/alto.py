@@ -34,35 +34,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from cso_base.wire import (ALTO_PREFIX, COST_MAP, COST_MAP_FILTER, ENDPOINT_COST,
+                           ENDPOINT_COST_PARAMS, ENDPOINT_PROP, ENDPOINT_PROP_PARAMS, EVENT_STREAM,
+                           E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
+                           MERGE_PATCH, NETWORK_MAP, NETWORK_MAP_FILTER, NUMERICAL, ORDINAL,
+                           PROP_MAP, PROP_MAP_PARAMS, UPDATE_STREAM_PARAMS)
 from sc_app import nrae
 from sc_app.lightpath import EndpointError, resolve_endpoint
 from sc_app.pce import PCE, NoPath, Path
-from sc_app.ted import TedEvent, natural_key
-from topologies.model import DC_PORT, USER_PORT, Topology
+from sc_app.ted import TedEvent
+from topologies.model import DC_PORT, USER_PORT, Topology, natural_key
 
-PREFIX = "/alto"
-DIRECTORY = "application/alto-directory+json"
-NETWORK_MAP = "application/alto-networkmap+json"
-NETWORK_MAP_FILTER = "application/alto-networkmapfilter+json"
-COST_MAP = "application/alto-costmap+json"
-COST_MAP_FILTER = "application/alto-costmapfilter+json"
-ENDPOINT_COST = "application/alto-endpointcost+json"
-ENDPOINT_COST_PARAMS = "application/alto-endpointcostparams+json"
-ENDPOINT_PROP = "application/alto-endpointprop+json"
-ENDPOINT_PROP_PARAMS = "application/alto-endpointpropparams+json"
-PROP_MAP = "application/alto-propmap+json"
-PROP_MAP_PARAMS = "application/alto-propmapparams+json"
-ERROR = "application/alto-error+json"
-EVENT_STREAM = "text/event-stream"
-UPDATE_STREAM_PARAMS = "application/alto-updatestreamparams+json"
-UPDATE_STREAM_CONTROL = "application/alto-updatestreamcontrol+json"
-MERGE_PATCH = "application/merge-patch+json"
-
-E_SYNTAX = "E_SYNTAX"
-E_MISSING_FIELD = "E_MISSING_FIELD"
-E_INVALID_FIELD_TYPE = "E_INVALID_FIELD_TYPE"
-E_INVALID_FIELD_VALUE = "E_INVALID_FIELD_VALUE"
-
+PREFIX = ALTO_PREFIX
 NETWORK_MAP_ID = "networkmap"
 UPDATE_STREAM_ID = "update-stream"
 #: The "pid" property of IPv4 endpoints (RFC 7285 §7.1.1) and the PID entity domain (RFC 9240).
@@ -70,10 +53,8 @@ PID_PROPERTY = f"{NETWORK_MAP_ID}.pid"
 PID_DOMAIN = PID_PROPERTY
 SITE_PROPERTIES = ("priv:cso-site", "priv:cso-node", "priv:cso-domain", "priv:cso-dc",
                    "priv:cso-free-wavelengths")
-NUMERICAL, ORDINAL = "numerical", "ordinal"
 #: RFC 7285 §10.2: resource ids (and update stream client ids) are PID names.
 RESOURCE_ID = re.compile(r"[A-Za-z0-9:@_-]{1,64}")
-_NODE_OCTET = 0  # 10.0.<i>.0/24: the node's own range; users are 10.1, DCs 10.2 (lightpath)
 _DEFAULT = ipaddress.IPv4Network("0.0.0.0/0")
 
 
@@ -179,7 +160,7 @@ def site_pids(topology: Topology) -> tuple[Pid, ...]:
         for attachment in endpoint.attachments:
             kind = kinds[attachment.port]
             sites[kind].append(Pid(f"{kind}-{node}", kind, node, (attachment.net,)))
-        own = ipaddress.IPv4Network(f"10.{_NODE_OCTET}.{node}.0/24")
+        own = topology.addresses.site(node, "node")
         sites["node"].append(Pid(f"node-{node}", "node", node, (own,)))
     default = Pid("default", "default", None, (_DEFAULT,))
     return (*sites["user"], *sites["dc"], *sites["node"], default)

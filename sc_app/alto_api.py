@@ -16,9 +16,9 @@ from typing import Any, Callable
 from ryu.app.wsgi import route
 from webob import Request, Response
 
-from cso.rest import ApiError, authenticate, handles_errors, json_body, json_response
-from sc_app.alto import (COST_TYPES, DIRECTORY, E_SYNTAX, ERROR, EVENT_STREAM, NETWORK_MAP_ID,
-                         PREFIX, UPDATE_STREAM_PARAMS, AltoError, AltoServer)
+from cso_base.rest import ApiError, authenticate, handles_errors, json_body, json_response
+from cso_base.wire import (DIRECTORY, E_SYNTAX, ERROR, EVENT_STREAM, UPDATE_STREAM_PARAMS)
+from sc_app.alto import (COST_TYPES, NETWORK_MAP_ID, PREFIX, AltoError, AltoServer)
 from sc_app.alto_sse import UpdateStreams
 from sc_app.rest_base import JsonController
 from sc_app.events import max_seconds_param

@@ -26,9 +26,9 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 import eventlet
 from eventlet.queue import Empty, LightQueue
 
-from sc_app.alto import (E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
-                         MERGE_PATCH, RESOURCE_ID, UPDATE_STREAM_CONTROL, AltoError, AltoServer,
-                         get_field, get_strings, merge_patch)
+from cso_base.wire import (E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
+                           MERGE_PATCH, UPDATE_STREAM_CONTROL)
+from sc_app.alto import RESOURCE_ID, AltoError, AltoServer, get_field, get_strings, merge_patch
 
 _CHANGED, _ADD, _REMOVE = "changed", "add", "remove"
 

@@ -10,8 +10,8 @@ from typing import Any
 from ryu.app.wsgi import route
 from webob import Request, Response
 
-from cso.rest import (ApiError, authenticate, handles_errors, json_body, json_response,
-                      query_params)
+from cso_base.rest import (ApiError, authenticate, handles_errors, json_body, json_response,
+                           query_params)
 from sc_app.events import max_seconds_param, sse_stream
 from sc_app.nrae import VIEWS
 from sc_app.rest_base import JsonController

@@ -16,12 +16,12 @@ Every ryu-manager flag passes through unchanged. On top of ryu-manager this laun
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
 import sys
 import warnings
 from typing import Optional, Sequence
 
+from cso_base.signals import graceful_signals
 from sc_app import config
 
 DEFAULT_APPS = ("sc_app.app",)
@@ -74,32 +74,6 @@ def exclusive_listeners() -> None:
 
     listen.cso_exclusive = True
     eventlet.listen = listen
-
-
-def graceful_signals() -> None:
-    """SIGINT and SIGTERM make Ryu close its apps and return; a second one kills at once.
-
-    Python raises KeyboardInterrupt in whichever green thread runs when the signal arrives,
-    and Ryu's green threads log and swallow it, so Ctrl-C would often do nothing. When the
-    hub or the main green thread is running (the hub hands exceptions on to the main one),
-    it is raised there; otherwise it is thrown into the main green thread, where Ryu's manager
-    expects it, as soon as the running green thread yields.
-    """
-    import eventlet.hubs
-    import greenlet
-
-    main = greenlet.getcurrent()
-
-    def stop(_signum: int, _frame) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        hub = eventlet.hubs.get_hub()
-        if greenlet.getcurrent() in (main, hub.greenlet):
-            raise KeyboardInterrupt()
-        hub.schedule_call_global(0, main.throw, KeyboardInterrupt())
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
 
 
 def switches_stop_wakes_its_threads() -> None:

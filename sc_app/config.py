@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from oslo_config import cfg, types
 
-from cso.config import ConfigError, Field, parse_tokens, read_files, read_texts
+from cso_base.config import ConfigError, Field, parse_tokens, read_files, read_texts
 
 from topologies.loader import TopologyError, load
 from topologies.model import Topology

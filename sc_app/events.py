@@ -121,9 +121,9 @@ class EventBus:
 def max_seconds_param(req: Any) -> Optional[float]:
     """``?max_seconds=S`` of a stream request: close it after S seconds (tests, polling clients).
 
-    Raises `cso.rest.ApiError` 400 unless S is a finite number >= 0.
+    Raises `cso_base.rest.ApiError` 400 unless S is a finite number >= 0.
     """
-    from cso.rest import ApiError
+    from cso_base.rest import ApiError
 
     raw = req.GET.get("max_seconds")
     if raw is None:

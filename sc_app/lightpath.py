@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from cso_base.wire import INVALID_ATTACHMENT, PROTECTION_MODES, UNKNOWN_ENDPOINT
+from topologies import addressing
+from topologies.addressing import DC, DC_NET, USER, USER_NET, AddressError, parse_host
 from topologies.model import DC_PORT, USER_PORT, Topology
 
 #: VLAN VID of wavelength 0; wavelength λ is VID ``VID_BASE + λ``.
@@ -63,14 +66,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FAILED: frozenset({TEARING_DOWN}),
     TEARING_DOWN: frozenset({FAILED}),
 }
-
-#: Error code of an endpoint that is neither a known node nor a known host.
-UNKNOWN_ENDPOINT = "unknown-endpoint"
-#: Error code of an attachment override (``src_node``/``dst_node``) that cannot hold the endpoint.
-INVALID_ATTACHMENT = "invalid-attachment"
-
-_USER_NET = ipaddress.IPv4Network("10.1.0.0/16")
-_DC_NET = ipaddress.IPv4Network("10.2.0.0/16")
 
 
 class EndpointError(ValueError):
@@ -125,34 +120,13 @@ class Endpoint:
             for a in data["attachments"]))
 
 
-def _site_index(node_id: str) -> int:
-    """The ``i`` of the address plan for ``node_id`` (node ids are ``"0"``, ``"1"``, ...)."""
-    if not node_id.isdigit() or int(node_id) > 255:
-        raise EndpointError(node_id, "node id outside the 10.x.<i>.0/24 address plan")
-    return int(node_id)
-
-
-def _node_of(topology: Topology, endpoint: str, index: int) -> str:
-    node_id = str(index)
-    if node_id not in topology.nodes:
-        raise EndpointError(endpoint, f"no node {node_id} in topology {topology.name}")
-    return node_id
-
-
-def _resolve_address(topology: Topology, text: str, address: ipaddress.IPv4Address) -> Endpoint:
-    index, host = address.packed[2], address.packed[3]
-    if host in (0, 255):
-        raise EndpointError(text, "network or broadcast address, not a host")
-    node_id = _node_of(topology, text, index)
-    if address in _USER_NET:
-        port = USER_PORT
-    elif address in _DC_NET:
-        if topology.nodes[node_id].dc is None:
-            raise EndpointError(text, f"node {node_id} has no data centre")
-        port = DC_PORT
-    else:
-        raise EndpointError(text, "not a user (10.1.i.x) or DC (10.2.i.x) host address")
-    return Endpoint(node_id, (Attachment(port, ipaddress.IPv4Network(f"{address}/32")),))
+def _resolve_address(topology: Topology, text: str) -> Endpoint:
+    try:
+        host = topology.addresses.locate(text)
+    except AddressError as exc:
+        raise EndpointError(text, str(exc)) from None
+    port = USER_PORT if host.kind == USER else DC_PORT
+    return Endpoint(host.node, (Attachment(port, ipaddress.IPv4Network(f"{text}/32")),))
 
 
 def _moved(topology: Topology, home: Endpoint, text: str, node: str) -> Endpoint:
@@ -186,51 +160,49 @@ def resolve_endpoint(topology: Topology, endpoint: str, node: Optional[str] = No
                                 INVALID_ATTACHMENT)
         return _moved(topology, home, text, str(node))
     if text in topology.nodes:
-        index = _site_index(text)
-        attachments = [Attachment(USER_PORT, ipaddress.IPv4Network(f"10.1.{index}.0/24"))]
-        if topology.nodes[text].dc is not None:
-            attachments.append(Attachment(DC_PORT, ipaddress.IPv4Network(f"10.2.{index}.0/24")))
+        plan = topology.addresses
+        try:
+            attachments = [Attachment(USER_PORT, plan.site(text, USER))]
+            if plan.has_dc(text):
+                attachments.append(Attachment(DC_PORT, plan.site(text, DC)))
+        except AddressError as exc:
+            raise EndpointError(text, str(exc)) from None
         return Endpoint(text, tuple(attachments))
     try:
-        address = ipaddress.IPv4Address(text)
+        address = str(ipaddress.IPv4Address(text))
     except ValueError:
         raise EndpointError(text, f"neither a node of {topology.name} nor an IPv4 address") \
             from None
-    return _resolve_address(topology, text, address)
+    return _resolve_address(topology, address)
 
 
 def host_mac(ip: str, topology: Optional[Topology] = None) -> Optional[str]:
     """MAC of the emulated host owning ``ip`` (``u<i>``: 02:01:.., ``dc<i>``: 02:02:..), or None.
 
-    With ``topology`` the host must also exist there (node ``i``, and its DC
-    for 10.2.i.x), which is what the SC's ARP proxy needs: it answers only
-    for hosts that are really attached.
+    Only a user host (``10.1.<i>.1``) or a DC host or VM (``10.2.<i>.<n>``; VMs share their
+    DC host's MAC) has one. With ``topology`` the host must also exist there (node ``i``, and
+    its DC for 10.2.i.x), which is what the SC's ARP proxy needs: it answers only for hosts
+    that are really attached.
     """
     try:
-        address = ipaddress.IPv4Address(ip)
-    except ValueError:
-        return None
-    index, host = address.packed[2], address.packed[3]
-    if address in _USER_NET and host == 1:
-        kind = 0x01
-    elif address in _DC_NET and host not in (0, 255):
-        kind = 0x02  # VM aliases share the DC host's MAC: they are its IP aliases
-    else:
-        return None
-    if topology is not None:
-        node = topology.nodes.get(str(index))
-        if node is None or (kind == 0x02 and node.dc is None):
+        kind, index = parse_host(ip)
+        if kind == USER and ipaddress.IPv4Address(ip).packed[3] != 1:
             return None
-    return f"02:{kind:02x}:00:00:{index >> 8:02x}:{index & 0xFF:02x}"
+        if topology is None:
+            return addressing.host_mac(USER_NET if kind == USER else DC_NET, index)
+        host = topology.addresses.locate(ip)
+        return topology.addresses.mac(host.node, host.kind)
+    except AddressError:
+        return None
 
 
 def access_mac(topology: Topology, node: str, port: int) -> str:
     """MAC of the host on access ``port`` of ``node``: ``u<i>`` (user port) or ``dc<i>``."""
-    index = _site_index(node)
-    mac = host_mac(f"10.1.{index}.1" if port == USER_PORT else f"10.2.{index}.1", topology)
-    if mac is None:
-        raise EndpointError(node, f"no host on port {port} of node {node}", INVALID_ATTACHMENT)
-    return mac
+    try:
+        return topology.addresses.mac(node, USER if port == USER_PORT else DC)
+    except AddressError as exc:
+        raise EndpointError(node, f"no host on port {port} of node {node}: {exc}",
+                            INVALID_ATTACHMENT) from None
 
 
 def lightpath_cookie(serial: int) -> int:
@@ -238,10 +210,6 @@ def lightpath_cookie(serial: int) -> int:
     if not 0 < serial <= _COOKIE_SERIAL_MASK:
         raise ValueError(f"lightpath serial {serial} out of range")
     return LIGHTPATH_COOKIE_TAG | serial
-
-
-#: Protection modes of ASI's ``protection`` option: none, link-disjoint, SRLG-disjoint backup.
-PROTECTION_MODES = ("none", "link", "srlg")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ from dataclasses import dataclass, fields
 from itertools import islice
 from typing import Any, ClassVar, Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
+from cso_base.wire import (BANDWIDTH_EXCEEDED, DELAY_EXCEEDED, DISCONNECTED, EXCLUDED,
+                           HOPS_EXCEEDED, INCLUDE_UNSATISFIED, JITTER_EXCEEDED, NO_DISJOINT_PAIR,
+                           NO_WAVELENGTH, SAME_NODE, UNKNOWN_NODE)
 from sc_app import ksp
 from sc_app.ted import TED, VLAN_BASE, TedError
 from topologies.model import DELAY_MS_PER_KM
@@ -42,20 +45,6 @@ ORDERS = ("hops", "length", "te")
 POLICIES = ("first-fit", "random-fit", "most-used")
 DISJOINT_MODES = ("link", "srlg")
 
-UNKNOWN_NODE = "unknown-node"
-SAME_NODE = "same-node"
-DISCONNECTED = "disconnected"
-EXCLUDED = "excluded"
-BANDWIDTH_EXCEEDED = "bandwidth-exceeded"
-INCLUDE_UNSATISFIED = "include-unsatisfied"
-HOPS_EXCEEDED = "hops-exceeded"
-DELAY_EXCEEDED = "delay-exceeded"
-JITTER_EXCEEDED = "jitter-exceeded"
-NO_WAVELENGTH = "no-wavelength"
-NO_DISJOINT_PAIR = "no-disjoint-pair"
-REASONS = (UNKNOWN_NODE, SAME_NODE, DISCONNECTED, EXCLUDED, BANDWIDTH_EXCEEDED,
-           INCLUDE_UNSATISFIED, HOPS_EXCEEDED, DELAY_EXCEEDED, JITTER_EXCEEDED, NO_WAVELENGTH,
-           NO_DISJOINT_PAIR)
 #: Per-candidate checks, in the order they are applied.
 _STAGES = (HOPS_EXCEEDED, DELAY_EXCEEDED, JITTER_EXCEEDED, NO_WAVELENGTH)
 #: Tolerance of delay/jitter comparisons (sums of floats).

@@ -13,8 +13,8 @@ from typing import Any
 from ryu.app.wsgi import ControllerBase
 from webob import Request, Response
 
-from cso.rest import ApiError, handles_errors
-from cso.wsgi import has_trailing_newline
+from cso_base.rest import ApiError, handles_errors
+from cso_base.wsgi import has_trailing_newline
 
 
 class JsonController(ControllerBase):

@@ -18,51 +18,20 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 import eventlet
 
-from cso.rest import ApiError, Field, validate
+from cso_base.rest import ApiError, validate
+from cso_base.wire import CONSTRAINT_FIELDS, ESTABLISH_SCHEMA, EVALUATE_SCHEMA, INVALID_ATTACHMENT
 from sc_app import flows
 from sc_app.dbm import Database
 from sc_app.events import EventBus
 from sc_app.installer import InstallResult
-from sc_app.lightpath import (DOWN, EndpointError, FAILED, INSTALLING, INVALID_ATTACHMENT,
-                              PROTECTION_MODES, Lightpath, Protection, TEARING_DOWN, UP,
-                              Endpoint, resolve_endpoint)
+from sc_app.lightpath import (DOWN, FAILED, INSTALLING, TEARING_DOWN, UP, Endpoint, EndpointError,
+                              Lightpath, Protection, resolve_endpoint)
 from sc_app.metrics import ScMetrics
 from sc_app.pce import PCE, ConstraintError, Constraints, NoPath, Path, PathPair
 from sc_app.ted import TedError
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
-
-SERVICE_TYPES = ("generic", "vod", "vm", "migration", "function")
-
-#: Constraint fields shared by establish and evaluate.
-CONSTRAINT_FIELDS = {
-    "bandwidth_gbps": Field("number", minimum=0, maximum=1e6),
-    "max_delay_ms": Field("number", minimum=0, maximum=1e6),
-    "max_jitter_ms": Field("number", minimum=0, maximum=1e6),
-    "max_hops": Field("int", minimum=1, maximum=10_000),
-    "include_nodes": Field("list[str]", max_items=64),
-    "exclude_nodes": Field("list[str]", max_items=4096),
-    "exclude_links": Field("list[str]", max_items=4096),
-    "exclude_srlgs": Field("list[str]", max_items=4096),
-}
-ESTABLISH_SCHEMA = {
-    "src": Field("str", required=True, max_length=64),
-    "dst": Field("str", required=True, max_length=64),
-    # Where a DC-host address (10.2.i.x) is attached now, when a VM migrated away from node i.
-    "src_node": Field("str", max_length=64),
-    "dst_node": Field("str", max_length=64),
-    "service_type": Field("str", choices=SERVICE_TYPES),
-    "label": Field("str", max_length=128),
-    # A disjoint backup path switched to by the ingress switch itself (fast-failover group).
-    "protection": Field("str", choices=PROTECTION_MODES),
-    **CONSTRAINT_FIELDS,
-}
-EVALUATE_SCHEMA = {
-    "src": Field("str", required=True, max_length=64),
-    "dsts": Field("list[str]", required=True, max_items=4096, max_length=64),
-    **CONSTRAINT_FIELDS,
-}
 
 #: HTTP status of each no-path reason: the request is well formed but the
 #: network cannot serve it now (409) or it names things that do not exist (422).

@@ -14,8 +14,8 @@ from webob import Request, Response
 
 from sc_app.rest_base import JsonController
 from sc_app.ted import TedError
-from cso.rest import (ApiError, Field, authenticate, handles_errors, json_body, json_response,
-                      query_params, validate)
+from cso_base.rest import (ApiError, Field, authenticate, handles_errors, json_body, json_response,
+                           query_params, validate)
 
 PREFIX = "/smi/v1"
 LINK = {"link_id": r"[A-Za-z0-9._:-]{1,64}"}

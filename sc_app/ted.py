@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import networkx as nx
 
-from topologies.model import DataCentre, Link, Topology
+from topologies.model import DataCentre, Link, Topology, natural_key
 
 LOG = logging.getLogger(__name__)
 
@@ -64,11 +64,6 @@ class TedEvent:
     kind: str
     link: Optional[str]
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def natural_key(node_id: str) -> tuple:
-    """Sort key putting "2" before "10" and numeric ids before the others."""
-    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
 
 
 class TED:

@@ -12,7 +12,11 @@ order the links are listed in the file, unless a link names its ports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from functools import cached_property
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from topologies.addressing import AddressPlan
 
 #: Nominal propagation delay in fibre, milliseconds per kilometre (5 µs/km).
 DELAY_MS_PER_KM = 0.005
@@ -125,3 +129,15 @@ class Topology:
     def by_dpid(self) -> dict[int, Node]:
         """Nodes keyed by OpenFlow datapath id."""
         return {n.dpid: n for n in self.nodes.values()}
+
+    @cached_property
+    def addresses(self) -> "AddressPlan":
+        """The address plan of this topology's hosts (`topologies.addressing`)."""
+        from topologies.addressing import AddressPlan
+
+        return AddressPlan(self)
+
+
+def natural_key(node_id: str) -> tuple:
+    """Sort key putting "2" before "10" and numeric ids before the others."""
+    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from cso import lab as harness
+from cso.emulation import lab as harness
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_REASON = harness.missing_requirements()

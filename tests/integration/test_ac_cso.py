@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from cso import http
+from cso_base import http
 
 pytestmark = pytest.mark.integration
 

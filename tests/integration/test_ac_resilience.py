@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cso import http
-from cso import lab as harness
-from cso.lab import wait_for
+from cso_base import http
+from cso.emulation import lab as harness
+from cso.emulation.lab import wait_for
 
 pytestmark = pytest.mark.integration
 

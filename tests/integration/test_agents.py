@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import pytest
 
-from ac_app.agent import content_digest
+from ac_app.dc_agent.agent import content_digest
 from ac_app.arae import Arae
 from topologies.loader import load
 

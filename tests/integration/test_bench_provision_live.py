@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from cso import lab
+from cso.emulation import lab
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,9 @@
 """The NSFNET emulation (``cso net``) against a real ``cso sc`` running a stock Ryu app.
 
-Expectations come from the topology file and DESIGN §8 directly, not from `cso.emulation`, so
-the emulation's own plan is checked too. The stock app is ``ryu.app.ofctl_rest``: it installs
-no flows (so the switches' fail-secure mode is what decides forwarding) and its REST API lists
-the datapaths the controller sees.
+Expectations come from the topology file and DESIGN §8 directly, not from
+`cso.emulation.network`, so the emulation's own plan is checked too. The stock app is
+``ryu.app.ofctl_rest``: it installs no flows (so the switches' fail-secure mode is what decides
+forwarding) and its REST API lists the datapaths the controller sees.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from cso import http, lab
+from cso.emulation import lab
+from cso_base import http
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,9 @@
 """Load (issue 5, item 7) and ``kill -9`` of the AC under load (item 4) on the real SC, AC,
 DC agents and NSFNET emulation.
 
-1. UAI users and ASI clients together for 20 s (`cso.bench_load.Load`, what ``cso bench
+1. UAI users and ASI clients together for 20 s (`cso.bench.load.Load`, what ``cso bench
    load`` runs): no 5xx, no timeout, no lost or duplicated request; afterwards every
-   invariant of `cso.invariants` (requests, lightpaths per AC, wavelengths per fibre, flow
+   invariant of `cso.emulation.invariants` (requests, lightpaths per AC, wavelengths per fibre, flow
    entries, VMs, server capacity, accounting sums); after releasing everything, nothing held.
 2. UAI users submitting flat out while the AC is killed (SIGKILL) at a few moments and started
    again on the same config and state: every request ends active, refused, failed or released
@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from cso import bench_load, invariants
-from cso import lab as harness
-from cso.bench_load import MANAGER, REQUESTS, Load, Plan
+from cso.emulation import invariants
+from cso.bench import load as bench_load
+from cso.emulation import lab as harness
+from cso.bench.load import MANAGER, REQUESTS, Load, Plan
 
 pytestmark = pytest.mark.integration
 

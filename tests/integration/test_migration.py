@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cso import http
+from cso_base import http
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ import pytest
 
 from sc_app.flows import base_flows
 from sc_app.reconcile import READ_REQUESTS
-from cso.lab import wait_for
+from cso.emulation.lab import wait_for
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration

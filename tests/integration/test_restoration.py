@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from cso.lab import wait_for
+from cso.emulation.lab import wait_for
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration

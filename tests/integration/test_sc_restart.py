@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from cso import lab
+from cso.emulation import lab
 from sc_app import flows
 from sc_app.reconcile import READ_REQUESTS
 from topologies.loader import load

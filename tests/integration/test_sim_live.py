@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cso import sim
+from cso.simulation import cli as sim
 
 MANAGER_TOKEN = "demo-manager-token"
 SCENARIO = ["--topo", "nsfnet-small", "--loads", "25", "--requests", "50", "--warmup", "10",

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from cso.lab import wait_for
+from cso.emulation.lab import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Shared pieces of the AC's unit tests: fake agents and ARAE, the real SC behind ASI, a UAI client.
 
-- `FakeArae` stands where `ac_app.arae.Arae` does: one real `ac_app.agent.Agent` per DC of
+- `FakeArae` stands where `ac_app.arae.Arae` does: one real `ac_app.dc_agent.agent.Agent` per DC of
   the topology (fake interface aliases, VMs in memory) behind `FakeAgentClient`s that answer
   like the agents' REST API would (`AgentRefused` with its status and code) and can be made
   unreachable, refusing or answer-losing; a DC can be marked down.
@@ -19,15 +19,14 @@ from urllib.parse import urlsplit
 
 from webob import Request
 
-from ac_app.agent import Agent, AgentError, VmStore
-from ac_app.agent_api import STATUS
+from ac_app.dc_agent.agent import Agent, AgentError, VmStore
+from ac_app.dc_agent.api import STATUS
 from ac_app.arae import AgentRefused, AgentUnreachable, DcState
 from ac_app.asi_client import AsiClient
 from ac_app.config import parse_string
 from ac_app.resources import AppView
 from ac_app.service import AcService
-from cso import http
-from cso.emulation import DC_NET, host_ip
+from cso_base import http
 from sc_harness import Reply, make_sc  # noqa: F401 - Reply re-exported for the OpenAPI test
 from topologies.model import Topology
 
@@ -138,7 +137,7 @@ class FakeArae:
         for node in topology.nodes.values():
             if node.dc is None:
                 continue
-            data_ip = host_ip(DC_NET, int(node.id))
+            data_ip = topology.addresses.dc_ip(node.id)
             agent = Agent(node.dc, data_ip, FakeAliases(data_ip), VmStore(":memory:"),
                           clock=lambda: 1000.0)
             self.agents[node.dc.id] = agent
@@ -187,7 +186,7 @@ class FakeArae:
 
 
 class WsgiTransport:
-    """`cso.http.request` into a WSGI application, in process.
+    """`cso_base.http.request` into a WSGI application, in process.
 
     ``down``: raise `http.Unreachable` without asking. ``lose``: a set of (method, path
     prefix); a matching request is served, then its answer is lost (Unreachable). ``pause``:
@@ -275,7 +274,7 @@ class UaiClient:
 
 def _route(app: Any, path: str) -> Optional[str]:
     """The route template ``path`` matches (the OpenAPI test looks answers up by it)."""
-    match = app._mapper.match(path)  # cso.wsgi keeps the template under this key
+    match = app._mapper.match(path)  # cso_base.wsgi keeps the template under this key
     return None if match is None else match["_cso_path"]
 
 

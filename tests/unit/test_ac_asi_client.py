@@ -4,9 +4,9 @@ import socket
 import pytest
 
 from ac_app.asi_client import AsiClient, AsiError, AsiNetworkView, AsiUnreachable
-from ac_app.resources import PceNetworkView
+from cso.simulation.network import PceNetworkView
 from ac_harness import AC_TOKEN, WsgiTransport
-from cso import http
+from cso_base import http
 from sc_app.pce import Constraints
 from sc_harness import make_sc, state_dir  # noqa: F401 (fixture)
 
@@ -67,7 +67,7 @@ def test_an_sc_that_does_not_answer_is_unreachable():
 
 
 def answering(status, raw):
-    """A `cso.http.request` stand-in that answers ``raw`` with ``status`` to anything."""
+    """A `cso_base.http.request` stand-in that answers ``raw`` with ``status`` to anything."""
     def send(method, url, body=None, **_kwargs):
         return http.Answer(status, {"Content-Type": "application/json"}, raw)
     return send

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 
 from ac_app import cli_ac, service as service_mod
-from ac_app.agent import Agent, VmStore
-from ac_app.agent_api import management_app
+from ac_app.dc_agent.agent import Agent, VmStore
+from ac_app.dc_agent.api import management_app
 from ac_app.arae import Arae
 from ac_app.asi_client import AsiClient
 from ac_app.config import parse_string
@@ -22,10 +22,10 @@ from ac_app.strategies import (ApplicationBalancing, GlobalLoadBalancing, Networ
                                RandomBalancing)
 from ac_harness import AC_TOKEN, USERS, FakeAliases, Lab, UaiClient, WsgiTransport, config_text
 from cso import main as cso_main
-from cso.wsgi import Server
+from cso_base.wsgi import Server
 from sc_harness import make_sc, state_dir  # noqa: F401 (fixture)
 
-import eventlet  # noqa: E402,I100 - after cso.wsgi, which silences eventlet's notice
+import eventlet  # noqa: E402,I100 - after cso_base.wsgi, which silences eventlet's notice
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 REQS = "/uai/v1/requests"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ac_harness import Lab
-from cso.rest import MAX_BODY_BYTES
+from cso_base.rest import MAX_BODY_BYTES
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
 REQS = "/uai/v1/requests"

@@ -6,13 +6,13 @@ import subprocess
 import pytest
 from webob import Request
 
-from ac_app import cli_agent
-from ac_app.agent import (DB_FILE, MAX_CONTENT_BYTES, Agent, AgentError, AliasError, IpAliases,
-                          VmStore, check_content_request, content_chunks, content_digest,
-                          server_state)
-from ac_app.agent_api import content_app, management_app
+from ac_app.dc_agent import cli as cli_agent
+from ac_app.dc_agent.agent import (DB_FILE, MAX_CONTENT_BYTES, Agent, AgentError, AliasError,
+                                   IpAliases, VmStore, check_content_request, content_chunks,
+                                   content_digest, server_state)
+from ac_app.dc_agent.api import content_app, management_app
 from ac_app.resources import Demand
-from cso import emulation
+from cso.emulation import network as emulation
 from topologies.loader import load
 from topologies.model import DataCentre, Server
 

@@ -12,10 +12,10 @@ import json
 import pytest
 
 from sc_app import nrae
-from sc_app.alto import (COST_TYPES, E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE,
-                         E_MISSING_FIELD, MERGE_PATCH, PID_DOMAIN, PID_PROPERTY,
-                         UPDATE_STREAM_CONTROL, AltoError, AltoServer, merge_patch, site_pids,
-                         tag_of)
+from cso_base.wire import (E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
+                           MERGE_PATCH, UPDATE_STREAM_CONTROL)
+from sc_app.alto import (COST_TYPES, PID_DOMAIN, PID_PROPERTY, AltoError, AltoServer, merge_patch,
+                         site_pids, tag_of)
 from sc_app.alto_sse import UpdateStreams
 from sc_app.pce import PCE
 from sc_app.ted import TED
@@ -101,9 +101,20 @@ def test_every_address_falls_in_exactly_one_pid_by_longest_prefix(alto, address,
 
 def test_nodes_outside_the_address_plan_get_no_pid():
     topology = from_dict({"name": "t", "nodes": [
+        {"id": "0", "domain": "d"}, {"id": "7", "domain": "d"}, {"id": "300", "domain": "d"}],
+        "links": [{"a": "0", "b": "7", "length_km": 1}, {"a": "7", "b": "300", "length_km": 1}]})
+    assert [p.name for p in site_pids(topology)] == [
+        "user-0", "user-7", "node-0", "node-7", "default"]
+
+
+def test_non_numeric_node_ids_get_pids_by_position():
+    topology = from_dict({"name": "t", "nodes": [
         {"id": "0", "domain": "d"}, {"id": "x", "domain": "d"}, {"id": "300", "domain": "d"}],
         "links": [{"a": "0", "b": "x", "length_km": 1}, {"a": "x", "b": "300", "length_km": 1}]})
-    assert [p.name for p in site_pids(topology)] == ["user-0", "node-0", "default"]
+    pids = {p.name: [str(net) for net in p.prefixes] for p in site_pids(topology)}
+    assert pids["user-x"] == ["10.1.1.0/24"] and pids["node-300"] == ["10.0.2.0/24"]
+    assert list(pids) == ["user-0", "user-300", "user-x", "node-0", "node-300", "node-x",
+                          "default"]
 
 
 # -- cost maps ---------------------------------------------------------------------------------

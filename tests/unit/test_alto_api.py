@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sc_app import config
-from sc_app.alto import (COST_TYPES, DIRECTORY, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
-                         E_SYNTAX, ERROR, EVENT_STREAM, MERGE_PATCH, UPDATE_STREAM_CONTROL)
+from cso_base.wire import (DIRECTORY, E_INVALID_FIELD_VALUE, E_MISSING_FIELD, E_SYNTAX, ERROR,
+                           EVENT_STREAM, MERGE_PATCH, UPDATE_STREAM_CONTROL)
+from sc_app.alto import (COST_TYPES)
 from sc_harness import make_sc, sse_events, state_dir  # noqa: F401 (fixture)
 
 NUM_RC = {"cost-mode": "numerical", "cost-metric": "routingcost"}

@@ -3,12 +3,12 @@ import time
 
 import pytest
 
-from ac_app.agent import DB_FILE, Agent, VmStore
-from ac_app.agent_api import management_app
+from ac_app.dc_agent.agent import DB_FILE, Agent, VmStore
+from ac_app.dc_agent.api import management_app
 from ac_app.arae import AgentClient, AgentRefused, AgentUnreachable, Arae
 from ac_app.resources import AppView, Demand
-from cso.rest import json_response
-from cso.wsgi import Server, WsgiApp  # first: it silences eventlet's import notice
+from cso_base.rest import json_response
+from cso_base.wsgi import Server, WsgiApp  # first: it silences eventlet's import notice
 from topologies.model import DataCentre, Server as Machine
 
 import eventlet  # noqa: E402,I100

@@ -1,7 +1,7 @@
 """``cso bench``: registry, statistics and a tiny run of the PCE benchmark."""
 import json
 
-from cso.bench import benchmarks, main, percentile, summary_us
+from cso.bench.cli import benchmarks, main, percentile, summary_us
 
 
 def test_percentiles_are_nearest_rank():

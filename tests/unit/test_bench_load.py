@@ -1,4 +1,4 @@
-"""``cso bench load`` and `cso.invariants` without root: each invariant catches what it should.
+"""``cso bench load`` and `cso.emulation.invariants` without root: each invariant catches its case.
 
 The snapshot is built with the AC's own JSON code (`ac_app.uai.request_json`,
 `ac_app.db.accounting_entry` / `accounting_totals`), so it is what UAI would answer.
@@ -12,10 +12,11 @@ import pytest
 
 from ac_app.db import Record, accounting_entry, accounting_totals
 from ac_app.uai import request_json
-from cso import bench_load, invariants
-from cso.bench import benchmarks, main, parser
-from cso.bench_provision import Answer
-from cso.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger, Snapshot
+from cso.emulation import invariants
+from cso.bench import load as bench_load
+from cso.bench.cli import benchmarks, main, parser
+from cso.bench.provision import Answer
+from cso.emulation.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger, Snapshot
 
 NOW = 1_700_000_100.0
 LP1, LP9, LP5 = "0x4c50000000000001", "0x4c50000000000009", "0x4c50000000000005"

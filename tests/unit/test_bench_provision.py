@@ -11,9 +11,9 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client import generate_latest
 
-from cso import bench_provision as bp
-from cso.bench import benchmarks, main, parser
-from cso.emulation import HostPlan
+from cso.bench import provision as bp
+from cso.bench.cli import benchmarks, main, parser
+from cso.emulation.network import HostPlan
 from sc_app.metrics import ScMetrics
 
 

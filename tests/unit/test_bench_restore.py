@@ -5,8 +5,8 @@ import argparse
 
 import pytest
 
-from cso import bench_restore as br
-from cso.bench import benchmarks, main, parser
+from cso.bench import restore as br
+from cso.bench.cli import benchmarks, main, parser
 
 
 def test_restore_is_registered_with_its_defaults():

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ac_app import config as ac_config
-from cso.config import ConfigError
+from cso_base.config import ConfigError
 from sc_app import config as sc_config
 
 FUZZ = settings(max_examples=int(os.environ.get("CSO_FUZZ_EXAMPLES", "150")), deadline=None,

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from cso import http
+from cso_base import http
 
 
 class Echo(BaseHTTPRequestHandler):

@@ -18,7 +18,7 @@ from openapi_check import load_spec, pointer, resolve, spec_operations
 
 from ac_app import procedure as proc
 from ac_harness import Lab
-from cso.rest import MAX_BODY_BYTES
+from cso_base.rest import MAX_BODY_BYTES
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-ac.yaml")
 SPEC_URI = "urn:cso-oaas:openapi-ac"

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate as validate_openapi
 import openapi_check
 from openapi_check import load_spec, pointer, resolve, spec_operations
 
-from cso.rest import MAX_BODY_BYTES
+from cso_base.rest import MAX_BODY_BYTES
 from sc_harness import make_sc, sse_events, state_dir  # noqa: F401 (fixture)
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")

@@ -4,8 +4,8 @@ import json
 import pytest
 from webob import Request
 
-from cso.rest import (ApiError, Field, MAX_BODY_BYTES, authenticate, handles_errors, json_body,
-                      query_params, validate)
+from cso_base.rest import (ApiError, Field, MAX_BODY_BYTES, authenticate, handles_errors, json_body,
+                           query_params, validate)
 
 
 def post(body: bytes, ctype: str = "application/json") -> Request:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cso.rest import MAX_BODY_BYTES
+from cso_base.rest import MAX_BODY_BYTES
 from fake_of13 import ipv4
 from sc_harness import make_sc, sc, state_dir  # noqa: F401 (fixtures)
 

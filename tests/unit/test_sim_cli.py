@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from cso import bench, main as cso_main, sim
+from cso import main as cso_main
+from cso.bench import cli as bench
+from cso.simulation import cli as sim
 
 FAST = ["--requests", "150", "--warmup", "20", "--seeds", "2", "--wavelengths", "4", "--quiet"]
 
@@ -83,7 +85,7 @@ def test_progress_goes_to_stderr(capsys):
 
 
 def test_cso_sim_is_a_command():
-    assert cso_main.COMMANDS["sim"][0] == "cso.sim"
+    assert cso_main.COMMANDS["sim"][0] == "cso.simulation.cli"
 
 
 def test_bench_sim_reports_both_cases(capsys):

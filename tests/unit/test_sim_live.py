@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 
 from ac_harness import Lab, WsgiTransport
-from cso import http, sim
-from cso.sim_live import (ERROR, OK, LiveError, Outcome, Uai, agreement, check_system,
-                          classify, lag_stats, live_sweep, realised_trace)
-from cso.simulation import Scenario, Series
+from cso.simulation import cli as sim
+from cso_base import http
+from cso.simulation.live import (ERROR, OK, LiveError, Outcome, Uai, agreement, check_system,
+                                 classify, lag_stats, live_sweep, realised_trace)
+from cso.simulation.engine import Scenario, Series
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
 NOTHING = ({}, [], 0)

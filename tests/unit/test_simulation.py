@@ -1,4 +1,4 @@
-"""cso.simulation: determinism, metric definitions on hand-computed cases, same choices as live."""
+"""cso.simulation.engine: determinism, metrics on hand-computed cases, the same choices as live."""
 import copy
 import json
 import math
@@ -7,8 +7,8 @@ import pytest
 
 from ac_app.asi_client import AsiNetworkView
 from ac_app.resources import Demand
-from cso.simulation import (CSO, METRICS, RWA, RWA_SERIES, Point, Range, Scenario, Series,
-                            Simulator, iter_requests, mean_ci, run_point, sweep, t975)
+from cso.simulation.engine import (CSO, METRICS, RWA, RWA_SERIES, Point, Range, Scenario, Series,
+                                   Simulator, iter_requests, mean_ci, run_point, sweep, t975)
 from sc_app.service import describe
 
 

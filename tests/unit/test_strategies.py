@@ -5,10 +5,11 @@ import random
 import pytest
 
 from ac_app import strategies
-from ac_app.resources import (LOCAL_PATH, AppView, Demand, PathInfo, PceNetworkView, ServerState,
-                              path_info_from_asi, path_info_from_pce, path_infos_from_asi)
+from ac_app.resources import (LOCAL_PATH, AppView, Demand, PathInfo, ServerState,
+                              path_info_from_asi, path_infos_from_asi)
 from ac_app.strategies import (APPLICATION, NETWORK, NO_SERVER_FITS, STRATEGIES, Choice,
                                Refusal, get)
+from cso.simulation.network import PceNetworkView, path_info_from_pce
 from sc_app.pce import PCE, Constraints
 from sc_app.ted import TED
 from topologies.loader import load

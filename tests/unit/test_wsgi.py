@@ -1,12 +1,12 @@
-"""cso.wsgi: routing by path and method, JSON 404/405/500, and the eventlet server."""
+"""cso_base.wsgi: routing by path and method, JSON 404/405/500, and the eventlet server."""
 import json
 import urllib.error
 
 import pytest
 from webob import Request
 
-from cso.rest import ApiError, json_response
-from cso.wsgi import Server, WsgiApp, route  # first: it silences eventlet's import notice
+from cso_base.rest import ApiError, json_response
+from cso_base.wsgi import Server, WsgiApp, route  # first: it silences eventlet's import notice
 
 import eventlet  # noqa: E402,I100
 from eventlet.green.urllib import request as green_request  # noqa: E402

@@ -1,7 +1,7 @@
 """``cso sim``: sweep strategies and offered loads in the discrete-event simulator.
 
-The engine, traffic models and metrics are in `cso.simulation`, the figures in
-`cso.plots`. With ``--out DIR`` the summary goes to ``DIR/results.json`` and
+The engine, traffic models and metrics are in `cso.simulation.engine`, the figures in
+`cso.simulation.plots`. With ``--out DIR`` the summary goes to ``DIR/results.json`` and
 ``DIR/results.csv`` and one PNG and one SVG per metric; ``--json`` prints the
 summary as one JSON object on stdout. Progress goes to stderr. Examples::
 
@@ -9,7 +9,7 @@ summary as one JSON object on stdout. Progress goes to stderr. Examples::
     cso sim --traffic rwa --k 1,5 --wavelengths 16 --loads 40,60,80 --json
 
 With ``--live AC_URL --token TOKEN`` the same requests are replayed against a running AC
-(`cso.sim_live`), and its metrics are reported next to the simulation's.
+(`cso.simulation.live`), and its metrics are reported next to the simulation's.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
 from ac_app.strategies import STRATEGIES
-from cso.simulation import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES, TRAFFIC,
-                            Point, Range, Scenario, Series, sweep)
+from cso.simulation.engine import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES,
+                                   TRAFFIC, Point, Range, Scenario, Series, sweep)
 from sc_app.pce import ORDERS, POLICIES
 from topologies.loader import TopologyError
 
@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="directory for CSV, JSON and plots")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    live = p.add_argument_group("live cross-check (cso.sim_live)")
+    live = p.add_argument_group("live cross-check (cso.simulation.live)")
     live.add_argument("--live", metavar="AC_URL", default=None,
                       help="replay the requests against the AC at AC_URL over UAI")
     live.add_argument("--token", default=None, help="--live: a provider manager's UAI token")
@@ -205,7 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=1)
         write_csv(os.path.join(args.out, "results.csv"), summary["results"])
-        from cso.plots import plot_all     # matplotlib is slow to import: only when needed
+        from cso.simulation.plots import plot_all  # matplotlib is slow to import: only when needed
         written = plot_all(summary, args.out)
         if not args.quiet:
             print(f"cso sim: wrote results.json, results.csv and {len(written)} plot files "
@@ -216,7 +216,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def live_main(args: argparse.Namespace) -> int:
     """``cso sim --live``: check the running system, replay, print live next to simulated."""
-    from cso import sim_live           # only the live run needs it
+    from cso.simulation import live as sim_live           # only the live run needs it
     try:
         if not args.token:
             raise ValueError("--live needs --token, a provider manager's UAI token")

@@ -10,7 +10,7 @@ says which process holds it. While the switches are connected, ``DIR/state.json`
 the hosts' pids and addresses; it is written only once every switch is connected, and removed
 on exit.
 
-Topologies with DCs also get the management network (`cso.emulation.build_management`) and,
+Topologies with DCs also get the management network (`cso.emulation.network.build_management`) and,
 unless ``--no-agents``, a DC agent (`cso agent`) in every DC host, logging to
 ``DIR/agent-<dc>.log``; the state file is written once every agent answers over the
 management network and lists their URLs (``"agents": {dc id: url}``).
@@ -27,7 +27,7 @@ import time
 import traceback
 from typing import Iterator, Optional, Sequence
 
-from cso import emulation
+from cso.emulation import network as emulation
 from topologies.loader import TopologyError, load
 
 DEFAULT_RUN_DIR = "/run/cso/net"

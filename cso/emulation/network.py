@@ -4,14 +4,10 @@ The plan (names, addresses, MACs, ports) is pure data computed from the topology
 can answer ARP and map hosts to switch ports without asking the emulation; Mininet itself is
 imported only when a network is built.
 
-Addressing (DESIGN §8), with *i* the node's index (its id when every id is a decimal number,
-else its position in the file) and ``HH:LL`` the index as two hex octets:
-
-- user host ``u<i>`` at every node: ``10.1.<i>.1/8``, MAC ``02:01:00:00:HH:LL``, switch port 1;
-- DC host ``dc<i>`` at each DC node: ``10.2.<i>.1/8``, MAC ``02:02:00:00:HH:LL``, switch port 2.
-
-Switch ``s<i>`` has the node's dpid (*i*+1 unless the file says otherwise); fibres use the ports
-the topology file gives. VM aliases ``10.2.<i>.<n>`` on ``dc<i>`` share its MAC.
+Addresses and MACs come from the address plan (`topologies.addressing`), with *i* the node's
+site index: user host ``u<i>`` at every node on switch port 1, DC host ``dc<i>`` at each DC
+node on switch port 2, both with /8 data interfaces. Switch ``s<i>`` has the node's dpid (*i*+1
+unless the file says otherwise); fibres use the ports the topology file gives.
 
 Management network (DC agents; never through the SC or the optical data plane): the OVS bridge
 ``cso-mgmt`` (userspace datapath, fail mode standalone, i.e. a plain learning switch, no
@@ -24,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,12 +30,11 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
 
+from topologies.addressing import (DC_NET, HOST_PREFIX_LEN, MAX_INDEX, USER_NET, host_ip,
+                                   host_mac, mgmt_ip)
 from topologies.model import DC_PORT, USER_PORT, Topology
 
-USER_NET, DC_NET = 1, 2
-PREFIX_LEN = 8
 STATE_FILE = "state.json"
-MAX_INDEX = 255  # the index is one octet of the host's address
 REQUIRED_TOOLS = ("ovs-vsctl", "mnexec", "ethtool", "ip", "ss", "sysctl")
 
 MGMT_BRIDGE = "cso-mgmt"
@@ -149,38 +143,14 @@ class Plan:
         return [MGMT_ROOT_IF, MGMT_ROOT_PEER] + [agent.bridge_port for agent in self.agents]
 
 
-def node_indices(topology: Topology) -> dict[str, int]:
-    """Node id -> index used in names and addresses (see the module docstring)."""
-    ids = list(topology.nodes)
-    if all(re.fullmatch(r"\d+", node) for node in ids):
-        indices = {node: int(node) for node in ids}
-    else:
-        indices = {node: position for position, node in enumerate(ids)}
-    too_big = [node for node, index in indices.items() if index > MAX_INDEX]
-    if too_big:
-        raise EmulationError(f"{topology.source}: node index above {MAX_INDEX} for "
-                             f"{too_big[:5]}: the emulation's addresses have one octet for it")
-    return indices
-
-
-def host_ip(net: int, index: int) -> str:
-    """Address of the user (net 1) or DC (net 2) host of node ``index``."""
-    return f"10.{net}.{index}.1"
-
-
-def mgmt_ip(index: int) -> str:
-    """Management address of the DC host of node ``index``: 10.255.0.<i+1> (i < 255)."""
-    return f"10.255.{(index + 1) >> 8}.{(index + 1) & 0xff}"
-
-
-def host_mac(net: int, index: int) -> str:
-    """Locally administered MAC of the user (net 1) or DC (net 2) host of node ``index``."""
-    return f"02:{net:02x}:00:00:{index >> 8:02x}:{index & 0xff:02x}"
-
-
 def plan(topology: Topology) -> Plan:
     """The emulation's switches, hosts and fibres for ``topology``."""
-    indices = node_indices(topology)
+    addresses = topology.addresses
+    if addresses.uncovered:
+        raise EmulationError(f"{topology.source}: node index above {MAX_INDEX} for "
+                             f"{list(addresses.uncovered[:5])}: the emulation's addresses have "
+                             "one octet for it")
+    indices = addresses.indices
     switches, hosts, agents = [], [], []
     for node in topology.nodes.values():
         i = indices[node.id]
@@ -205,7 +175,7 @@ def build_topo(the_plan: Plan) -> Any:
     for switch in the_plan.switches:
         topo.addSwitch(switch.name, dpid=f"{switch.dpid:016x}")
     for host in the_plan.hosts:
-        topo.addHost(host.name, ip=f"{host.ip}/{PREFIX_LEN}", mac=host.mac)
+        topo.addHost(host.name, ip=f"{host.ip}/{HOST_PREFIX_LEN}", mac=host.mac)
         topo.addLink(host.name, host.switch, port2=host.port)
     for fibre in the_plan.fibres:
         topo.addLink(fibre.a, fibre.b, port1=fibre.a_port, port2=fibre.b_port)

@@ -1,6 +1,7 @@
 """The DC agent's REST shells: management API (``/agent/v1``) and the ``vod`` content service.
 
-Thin: each handler validates with `cso.rest`, calls `ac_app.agent.Agent` and answers JSON.
+Thin: each handler validates with `cso_base.rest`, calls `ac_app.dc_agent.agent.Agent` and
+answers JSON.
 An `AgentError` becomes a 4xx (or, for a failed ``ip`` command or database, a 500) with its
 code and reason; see docs/agent.md for the API.
 """
@@ -11,10 +12,11 @@ from typing import Optional
 
 from webob import Request, Response
 
-from ac_app.agent import Agent, AgentError, check_content_request, content_chunks
+from ac_app.dc_agent.agent import Agent, AgentError, check_content_request, content_chunks
 from ac_app.resources import Demand
-from cso.rest import ApiError, Field, authenticate, json_body, json_response, query_params, validate
-from cso.wsgi import WsgiApp, route
+from cso_base.rest import (ApiError, Field, authenticate, json_body, json_response, query_params,
+                           validate)
+from cso_base.wsgi import WsgiApp, route
 
 #: AgentError code -> HTTP status.
 STATUS = {

@@ -52,7 +52,8 @@ from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from ac_app import strategies
-from ac_app.resources import AppView, Demand, PceNetworkView
+from ac_app.resources import AppView, Demand
+from cso.simulation.network import PceNetworkView
 from ac_app.strategies import NETWORK, Decision
 from sc_app.pce import ORDERS, PCE, POLICIES, NoPath, Path
 from sc_app.ted import TED

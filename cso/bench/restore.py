@@ -1,7 +1,7 @@
 """``cso bench restore``: restoration and protection switch-over times on the live SC (root).
 
-Starts its own ``cso sc`` and NSFNET emulation through `cso.lab`, waits for discovery, then
-for each N in ``--counts`` (default 1, 10, 40) and each of ``--repeats`` rounds:
+Starts its own ``cso sc`` and NSFNET emulation through `cso.emulation.lab`, waits for discovery,
+then for each N in ``--counts`` (default 1, 10, 40) and each of ``--repeats`` rounds:
 
 1. establishes N user->DC lightpaths whose routes all cross one fibre (``--fibre``, forced
    with ``include_nodes``; pairs whose route misses the fibre are torn down and skipped);
@@ -36,9 +36,10 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from cso import bench_provision as bp
-from cso import emulation, lab
-from cso.bench import machine, register
+from cso.bench import provision as bp
+from cso.emulation import lab
+from cso.emulation import network as emulation
+from cso.bench.cli import machine, register
 from topologies.loader import load
 
 TOKEN = "demo-ac-token"

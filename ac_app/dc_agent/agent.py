@@ -1,6 +1,6 @@
 """The DC agent's logic: one data centre's servers, its VMs and their IP aliases, and content.
 
-Plain classes, no HTTP (`ac_app.agent_api` is the REST shell, `ac_app.cli_agent` the command):
+Plain classes, no HTTP (`ac_app.dc_agent.api` is the REST shell, `ac_app.dc_agent.cli` the command):
 
 - `Agent` keeps the servers of one DC (from the topology file) and the VMs placed on them,
   decides where a VM goes and which address it gets, and reports capacity and use;
@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 from ac_app.resources import Demand, ServerState
+from topologies.addressing import DC_PREFIX
 from topologies.model import DataCentre
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ LOG = logging.getLogger(__name__)
 AGENT_PORT = 8100
 CONTENT_PORT = 8080
 #: Where VM addresses live (DESIGN §8): 10.2.<i>.<n>; the hosts' own interfaces use /8.
-VM_NET = ipaddress.IPv4Network("10.2.0.0/16")
+VM_NET = DC_PREFIX
 ALIAS_PREFIX_LEN = 8
 FIRST_ALIAS, LAST_ALIAS = 2, 254
 DB_FILE = "agent.db"

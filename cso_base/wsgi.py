@@ -13,7 +13,7 @@ class around the logic it exposes::
     app.mount(VmsApi())
     server = Server(app, "0.0.0.0", 8100).start()
 
-Every failure is answered as JSON by `cso.rest`: an unknown path is a 404, a known path with
+Every failure is answered as JSON by `cso_base.rest`: an unknown path is a 404, a known path with
 another method a 405 (with ``Allow``), an `ApiError` its own status, anything else a logged 500.
 A path ending in a newline (``%0A``) is a 404 before any routing: Routes' regexes end in
 ``$``, which also matches before a final newline, so ``/x%0A`` would be served as ``/x``
@@ -35,7 +35,7 @@ import eventlet.wsgi  # noqa: E402
 import routes  # noqa: E402
 from webob import Request, Response  # noqa: E402
 
-from cso.rest import ApiError, handles_errors  # noqa: E402
+from cso_base.rest import ApiError, handles_errors  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class WsgiApp:
         return handler(req, **match)
 
     def on_handler_failure(self, _name: str) -> None:
-        """Count handler exceptions (called by `cso.rest.handles_errors`)."""
+        """Count handler exceptions (called by `cso_base.rest.handles_errors`)."""
         self.failures += 1
 
 
@@ -147,7 +147,7 @@ class Server:
         self._sock = eventlet.listen((self.host, self.port))
         self.port = self._sock.getsockname()[1]
         self._pool = eventlet.GreenPool(self.max_clients)
-        logger = logging.getLogger(f"cso.wsgi.{self.name}")
+        logger = logging.getLogger(f"cso_base.wsgi.{self.name}")
         self._thread = eventlet.spawn(
             eventlet.wsgi.server, self._sock, self.app, log=logger, custom_pool=self._pool,
             log_output=self.access_log, debug=False, socket_timeout=self.socket_timeout)

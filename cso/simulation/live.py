@@ -1,8 +1,8 @@
 """``cso sim --live``: the simulator's request trace replayed against a running AC (issue 6 item 6).
 
-For every load and seed, `cso.simulation.iter_requests` gives exactly the requests ``cso sim``
-simulates. A `Replayer` plays them in time order against the AC's UAI, one event at a time,
-``--time-scale`` real seconds per simulated time unit (the mean holding time): an arrival is
+For every load and seed, `cso.simulation.engine.iter_requests` gives exactly the requests
+``cso sim`` simulates. A `Replayer` plays them in time order against the AC's UAI, one event at a
+time, ``--time-scale`` real seconds per simulated time unit (the mean holding time): an arrival is
 ``POST /uai/v1/requests`` (type vm, from the user host of the request's node, the demand's
 resources, a ``duration_s`` well beyond the holding so the AC's own expiry is only a
 backstop), a departure of an accepted request is its ``DELETE``. Outcomes: 201 active =
@@ -39,10 +39,9 @@ from urllib.parse import quote
 
 from ac_app.resources import Demand
 from ac_app.strategies import APPLICATION, NETWORK
-from cso import http
-from cso.emulation import USER_NET, host_ip, node_indices
-from cso.simulation import (CSO, Point, Request, Scenario, Series, Simulator, iter_requests,
-                            scenario_topology, summarise)
+from cso_base import http
+from cso.simulation.engine import (CSO, Point, Request, Scenario, Series, Simulator, iter_requests,
+                                   scenario_topology, summarise)
 from topologies.model import Topology
 
 OK = "ok"
@@ -223,8 +222,8 @@ class Replayer:
         self.scale = scale
         self.clock = clock
         self.sleep = sleep
-        indices = node_indices(topology)
-        self.hosts = {node: host_ip(USER_NET, index) for node, index in indices.items()}
+        plan = topology.addresses
+        self.hosts = {node: plan.user_ip(node) for node in plan.indices}
         self._start = 0.0
         self._owner: Optional[str] = None
 

@@ -1,4 +1,4 @@
-"""``cso bench sim``: simulated requests per second of `cso.simulation` on one core.
+"""``cso bench sim``: simulated requests per second of `cso.simulation.engine` on one core.
 
 Two cases on NSFNET, each one `Simulator` run of ``--warmup + --requests`` arrivals
 in this process (no workers), timed from the first arrival to the last, events
@@ -16,8 +16,8 @@ import argparse
 import gc
 from typing import Any
 
-from cso.bench import machine, register
-from cso.simulation import CSO, RWA, RWA_SERIES, Point, Scenario, Series, Simulator
+from cso.bench.cli import machine, register
+from cso.simulation.engine import CSO, RWA, RWA_SERIES, Point, Scenario, Series, Simulator
 
 TARGETS = {"rwa": 50_000.0, "glb": 10_000.0}
 

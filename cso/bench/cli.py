@@ -244,7 +244,7 @@ def _pce_report(figures: dict[str, Any]) -> str:
 
 #: Modules registering the other benchmarks; imported by `benchmarks`, not at import time, so
 #: that each of them may be imported first (they import this module).
-PLUGINS = ("cso.bench_provision", "cso.bench_sim", "cso.bench_restore", "cso.bench_load")
+PLUGINS = ("cso.bench.provision", "cso.bench.sim", "cso.bench.restore", "cso.bench.load")
 
 
 def benchmarks() -> dict[str, Benchmark]:

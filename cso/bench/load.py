@@ -1,7 +1,7 @@
 """``cso bench load``: many concurrent ASI and UAI clients for a bounded time, then invariants.
 
 Starts its own ``cso sc``, NSFNET emulation (``cso net``, with a DC agent per DC host) and
-``cso ac`` through `cso.lab`, then runs for ``--duration`` seconds:
+``cso ac`` through `cso.emulation.lab`, then runs for ``--duration`` seconds:
 
 - ``--uai-clients`` threads acting as UAI users (``demo-user`` and ``other-user`` in turn):
   vm and vod requests from the emulation's user hosts (1 to 8 s, so many expire during the
@@ -15,9 +15,9 @@ Starts its own ``cso sc``, NSFNET emulation (``cso net``, with a DC agent per DC
 Closed loop: each client sends its next request when the previous one is answered. Every
 answer is recorded (kind, status, latency); a 5xx, a timeout or a broken connection is a
 failure, listed with what was asked; 409 refusals (no room, no path, an expired request) are
-normal and counted. Afterwards the whole system is checked (`cso.invariants`), then everything
-still held is released (UAI DELETE as the manager, ASI teardowns) and the system is checked to
-hold nothing. Everything is stopped at the end, also on errors.
+normal and counted. Afterwards the whole system is checked (`cso.emulation.invariants`), then
+everything still held is released (UAI DELETE as the manager, ASI teardowns) and the system is
+checked to hold nothing. Everything is stopped at the end, also on errors.
 
 `Load` is the reusable part (the integration tests run it against their own lab, and kill
 the AC under it).
@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from cso import emulation, invariants, lab
-from cso.bench import machine, register
-from cso.bench_provision import AsiClient as Client
-from cso.bench_provision import Answer, at_least, interrupt, latency_summary
-from cso.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger
+from cso.emulation import invariants
+from cso.emulation import lab
+from cso.emulation import network as emulation
+from cso.bench.cli import machine, register
+from cso.bench.provision import AsiClient as Client
+from cso.bench.provision import Answer, at_least, interrupt, latency_summary
+from cso.emulation.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger
 from topologies.loader import load
 
 REQUESTS = "/uai/v1/requests"

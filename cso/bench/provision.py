@@ -1,6 +1,6 @@
 """``cso bench provision``: lightpath provisioning latency and rate on the live SC (root).
 
-Starts its own ``cso sc`` and NSFNET emulation (``cso net``) through `cso.lab`, waits
+Starts its own ``cso sc`` and NSFNET emulation (``cso net``) through `cso.emulation.lab`, waits
 until LLDP has confirmed every fibre, then measures establishment over ASI
 (``POST /asi/v1/lightpaths`` -> 201) in up to three phases of one run, each of
 ``--requests`` establishes, every lightpath torn down (``DELETE``) by its client right after
@@ -45,9 +45,10 @@ from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequenc
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from cso import emulation, lab
-from cso.bench import machine, percentile, register
-from cso.emulation import HostPlan
+from cso.emulation import lab
+from cso.emulation import network as emulation
+from cso.bench.cli import machine, percentile, register
+from cso.emulation.network import HostPlan
 from topologies.loader import TopologyError, load
 
 TOKEN = "demo-ac-token"

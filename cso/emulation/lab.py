@@ -21,13 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from cso import http
+from cso_base import http
 
 BIN_DIR = os.path.dirname(sys.executable)
 CSO = os.path.join(BIN_DIR, "cso")
 REQUIRED_TOOLS = ("ovs-vsctl", "ovs-ofctl", "mnexec", "mn", "ethtool", "ip", "ss", "ping")
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
-NET_LOCK = "/run/cso/net.lock"  # cso.net.LOCK_PATH; not imported so a broken cso cannot hide
+#: cso.emulation.cli.LOCK_PATH; not imported so that a broken cso cannot hide
+NET_LOCK = "/run/cso/net.lock"
 DEMO_TOKENS = {"demo-ac": "demo-ac-token", "other-ac": "other-ac-token"}
 #: UAI users of the demo (etc/ac.conf): name -> (role, token).
 DEMO_USERS = {"demo-user": ("user", "demo-user-token"),

@@ -3,7 +3,7 @@
     cso agent --dc ID --topo NAME|FILE --data-if IFACE --state-dir DIR
               [--listen HOST:PORT] [--content-listen HOST:PORT] [--token T]
 
-Serves the management API (`ac_app.agent_api.AgentApi`) on ``--listen`` (the management
+Serves the management API (`ac_app.dc_agent.api.AgentApi`) on ``--listen`` (the management
 interface) and the ``vod`` content service on ``--content-listen`` (all addresses, so users
 reach it over their lightpath at the DC's or a VM's address). Stored VMs get their aliases
 back at start. Runs until SIGINT/SIGTERM.
@@ -17,11 +17,11 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from ac_app.agent import (AGENT_PORT, CONTENT_PORT, DB_FILE, Agent, AliasError, IpAliases,
-                          VmStore)
-from ac_app.agent_api import content_app, management_app
-from cso.emulation import DC_NET, EmulationError, host_ip, node_indices
-from cso.wsgi import Server
+from ac_app.dc_agent.agent import (AGENT_PORT, CONTENT_PORT, DB_FILE, Agent, AliasError, IpAliases,
+                                   VmStore)
+from ac_app.dc_agent.api import content_app, management_app
+from topologies.addressing import AddressError
+from cso_base.wsgi import Server
 from topologies.loader import TopologyError, load
 from topologies.model import DataCentre, Topology
 
@@ -89,8 +89,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         topology = load(args.topo)
         dc = find_dc(topology, args.dc)
-        data_ip = host_ip(DC_NET, node_indices(topology)[dc.node])
-    except (TopologyError, EmulationError, LookupError) as exc:
+        data_ip = topology.addresses.dc_ip(dc.node)
+    except (TopologyError, AddressError, LookupError) as exc:
         print(f"cso agent: {exc}", file=sys.stderr)
         return 1
     store = VmStore(os.path.join(args.state_dir, DB_FILE))

@@ -1,0 +1,1 @@
+"""``cso bench``: benchmarks of the PCE, provisioning, restoration, load and the simulator."""

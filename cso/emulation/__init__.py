@@ -1,0 +1,1 @@
+"""Emulation: a topology's Mininet network, the processes run on it, checks from outside."""

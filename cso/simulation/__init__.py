@@ -1,0 +1,1 @@
+"""Simulation of the CSO experiment (CSO draft section 9) with the controllers' own code."""

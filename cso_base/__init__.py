@@ -1,0 +1,1 @@
+"""The bottom layer both strata share: REST/WSGI, config schemas, HTTP client, wire vocabulary."""
