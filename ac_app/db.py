@@ -200,6 +200,11 @@ class RequestStore:
         found = self._select("seq = ?", (seq,))
         return found[0] if found else None
 
+    def find(self, request_id: str) -> Optional[Record]:
+        """The request named ``request_id`` (``req-<n>``), or None (also for a malformed id)."""
+        seq = parse_id(request_id)
+        return self.get(seq) if seq is not None else None
+
     def list(self, owner: Optional[str] = None, status: Optional[str] = None,
              type_: Optional[str] = None) -> list[Record]:
         """Requests, oldest first, optionally of one owner, status and type."""

@@ -5,10 +5,10 @@ row, or no answer for ``stale_after`` s) and tells its listeners; `DcFailover` i
 each request still served by that DC:
 
 * an active **vm** request is moved with the ordinary migration procedure
-  (`Procedure.migrate`, as the AC's own provider manager ``FAILOVER_USER``): the SSE picks
-  another DC, whose agent creates the VM with the same IP; the lightpath is re-established to
-  the new DC. The failed agent cannot delete the source VM: `Procedure._delete_source_vm`
-  leaves it with the migration's record, and housekeeping retries that delete until the
+  (`ac_app.migration.Migration.migrate`, as the AC's own provider manager ``FAILOVER_USER``):
+  the SSE picks another DC, whose agent creates the VM with the same IP; the lightpath is
+  re-established to the new DC. The failed agent cannot delete the source VM: the migration
+  leaves it with its own record, and housekeeping retries that delete until the
   agent answers again (then the stale VM is removed, nothing leaks). The user keeps the
   request id and the address.
 * an active **vod** session is released (its lightpath at once, its VM when the agent answers
@@ -38,7 +38,9 @@ from ac_app.arae import DcState
 import eventlet  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
 from ac_app.config import User
 from ac_app.db import ACTIVE, Record
-from ac_app.procedure import MIGRATION, VM, VOD, Procedure
+from ac_app.migration import Migration
+from ac_app.procedure import Procedure
+from ac_app.requests import VM, VOD, MigrationRequest
 from cso_base.rest import ApiError
 
 LOG = logging.getLogger(__name__)
@@ -54,9 +56,10 @@ Spawn = Callable[..., Any]
 class DcFailover:
     """Moves or ends the requests of a DC the ARAE reports unavailable (module docstring)."""
 
-    def __init__(self, procedure: Procedure, spawn: Spawn = eventlet.spawn,
-                 user: User = FAILOVER_USER):
+    def __init__(self, procedure: Procedure, migration: Migration,
+                 spawn: Spawn = eventlet.spawn, user: User = FAILOVER_USER):
         self.procedure = procedure
+        self.migration = migration
         self.spawn = spawn
         self.user = user
         self._running: set[str] = set()
@@ -98,7 +101,7 @@ class DcFailover:
 
     def _migrate(self, record: Record, dc: str, error: str) -> Record:
         try:
-            self.procedure.migrate(self.user, {"type": MIGRATION, "request": record.id})
+            self.migration.migrate(self.user, MigrationRequest(record.id))
         except ApiError as exc:
             current = self.procedure.db.get(record.seq) or record
             if current.status != ACTIVE:  # the rollback failed: marked failed, told why

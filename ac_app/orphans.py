@@ -47,15 +47,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ac_app.arae import AgentRefused, AgentUnreachable
 from ac_app.asi_client import AsiError, AsiUnreachable
 from ac_app.db import FINAL, PENDING, UNKNOWN_LIGHTPATH, Record, RequestStore, iso, \
     migration_json, parse_id
-
-if TYPE_CHECKING:  # the procedure builds the sweep: no import at run time
-    from ac_app.procedure import AppStratum, Network
+from ac_app.peers import AppStratum, Network
 
 LOG = logging.getLogger(__name__)
 
@@ -117,7 +115,7 @@ class Holdings:
 class OrphanSweep:
     """Finds and releases what the SC and the agents hold for this AC but no request holds."""
 
-    def __init__(self, db: RequestStore, app: "AppStratum", asi: "Network",
+    def __init__(self, db: RequestStore, app: AppStratum, asi: Network,
                  clock: Callable[[], float], interval_s: float = ORPHAN_SWEEP_INTERVAL_S,
                  sweep_vms: bool = True, refresh: Callable[[str], None] = lambda dc: None):
         self.db = db

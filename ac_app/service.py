@@ -24,9 +24,12 @@ from ac_app.asi_client import AsiClient
 from ac_app.config import AcSettings
 from ac_app.db import DB_FILE, RequestStore
 from ac_app.failover import DcFailover
-from ac_app.procedure import AppStratum, Network, Procedure
+from ac_app.migration import Migration
+from ac_app.peers import AppStratum, Network
+from ac_app.procedure import Procedure
 from ac_app.resources import Demand
 from ac_app.uai import make_app
+from ac_app.ua import Ua
 from cso_base.wsgi import WsgiApp
 
 LOG = logging.getLogger(__name__)
@@ -77,15 +80,17 @@ class AcService:
                 settings.topology)
         self.procedure = Procedure(
             self.db, self.arae, network, build_strategy(settings), settings.topology,
-            Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
-            settings.default_duration_s, settings.max_duration_s,
             leftover_alarm_after_s=settings.leftover_alarm_after_s,
             orphan_sweep_interval_s=settings.orphan_sweep_interval_s,
             orphan_sweep_vms=settings.orphan_sweep_vms, **procedure_kwargs)
+        self.migration = Migration(self.procedure)
+        self.ua = Ua(self.procedure, self.migration, settings.topology,
+                     Demand(settings.vod_cpu, settings.vod_memory_gb, settings.vod_disk_gb),
+                     settings.default_duration_s, settings.max_duration_s)
         # DC failure: the requests of a DC the ARAE reports unavailable are moved or ended.
-        self.failover = DcFailover(self.procedure)
+        self.failover = DcFailover(self.procedure, self.migration)
         self.arae.subscribe(self.failover.on_change)
-        self.app: WsgiApp = make_app(self.procedure, settings.users, self._dcs)
+        self.app: WsgiApp = make_app(self.ua, settings.users, self._dcs)
         self._housekeeper: Optional[eventlet.greenthread.GreenThread] = None
         self._checker: Optional[eventlet.greenthread.GreenThread] = None
 

@@ -1,11 +1,11 @@
 """UAI (CSO draft §7.1): the users' REST interface of the AC, under ``/uai/v1``.
 
-A thin shell around `ac_app.procedure.Procedure`: each handler authenticates the bearer token
-(one per user, `[ac] users`), reads the JSON body or query, calls the procedure and answers
-JSON. Users and provider managers use the same interface; managers see every user's requests
-and accounting and may ask for VM migration (recorded as requests of type migration, with
-the moved request and its old and new DC). Another user's request answers 404, as if it did
-not exist. See docs/openapi-ac.yaml.
+A thin shell around the UA (`ac_app.ua.Ua`): each handler authenticates the bearer token
+(one per user, `[ac] users`), reads the JSON body or query, calls the UA and answers JSON.
+Users and provider managers use the same interface; managers see every user's requests and
+accounting and may ask for VM migration (recorded as requests of type migration, with the
+moved request and its old and new DC). Another user's request answers 404, as if it did not
+exist. See docs/openapi-ac.yaml.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from webob import Request, Response
 
 from ac_app.dc_agent.agent import CONTENT_PORT
 from ac_app.config import User
-from ac_app.db import (ACTIVE, Record, accounting_entry, accounting_totals, iso,
-                       migration_json)
-from ac_app.procedure import MIGRATION, VOD, Procedure
-from cso_base.rest import ApiError, authenticate, json_body, json_response, query_params
+from ac_app.db import ACTIVE, Record, iso, migration_json
+from ac_app.requests import MIGRATION, VOD
+from ac_app.ua import Ua
+from cso_base.rest import authenticate, json_body, json_response, query_params
 from cso_base.wsgi import WsgiApp, route
 
 PREFIX = "/uai/v1"
@@ -71,9 +71,9 @@ def alarm_json(record: Record) -> dict[str, Any]:
 class UaiApi:
     """The UAI's resources: requests, accounting, and the DCs' state for managers."""
 
-    def __init__(self, procedure: Procedure, users: Mapping[str, User],
+    def __init__(self, ua: Ua, users: Mapping[str, User],
                  dcs: Optional[Callable[[], Mapping[str, Any]]] = None):
-        self.procedure = procedure
+        self.ua = ua
         self.users = dict(users)
         self._tokens = {name: user.token for name, user in self.users.items()}
         self._dcs = dcs
@@ -85,14 +85,14 @@ class UaiApi:
     def health(self, req: Request) -> Response:
         """The AC answers (no token needed: for supervisors and start-up scripts)."""
         query_params(req, ())
-        return json_response({"status": "ok", "strategy": self.procedure.strategy.name})
+        return json_response({"status": "ok", "strategy": self.ua.procedure.strategy.name})
 
     @route(PREFIX + "/requests", "POST")
     def create(self, req: Request) -> Response:
         """Run the CSO procedure for a vod, vm or migration request."""
         user = self._user(req)
         query_params(req, ())
-        record = self.procedure.submit(user, json_body(req))
+        record = self.ua.submit(user, json_body(req))
         return json_response(request_json(record), 201,
                              {"Location": f"{PREFIX}/requests/{record.id}"})
 
@@ -101,8 +101,8 @@ class UaiApi:
         """The user's requests (a manager's: everyone's), oldest first."""
         user = self._user(req)
         params = query_params(req, ("status", "type", "owner"))
-        records = self.procedure.list(user, params.get("status"), params.get("type"),
-                                      params.get("owner"))
+        records = self.ua.list(user, params.get("status"), params.get("type"),
+                               params.get("owner"))
         return json_response({"requests": [request_json(record) for record in records]})
 
     @route(PREFIX + "/requests/{req_id}", "GET")
@@ -110,25 +110,21 @@ class UaiApi:
         """One request: its status can be polled."""
         user = self._user(req)
         query_params(req, ())
-        return json_response(request_json(self.procedure.get(user, req_id)))
+        return json_response(request_json(self.ua.get(user, req_id)))
 
     @route(PREFIX + "/requests/{req_id}", "DELETE")
     def delete(self, req: Request, req_id: str) -> Response:
         """Release an active request: its lightpath, then its VM."""
         user = self._user(req)
         query_params(req, ())
-        return json_response(request_json(self.procedure.delete(user, req_id)))
+        return json_response(request_json(self.ua.delete(user, req_id)))
 
     @route(PREFIX + "/accounting", "GET")
     def accounting(self, req: Request) -> Response:
         """Per request and per type: resources held, time, QoE rating (own; managers: all)."""
         user = self._user(req)
         params = query_params(req, ("owner",))
-        records = self.procedure.list(user, owner=params.get("owner"))
-        now = self.procedure.clock()
-        return json_response({"time": iso(now),
-                              "requests": [accounting_entry(r, now) for r in records],
-                              "totals": accounting_totals(records, now)})
+        return json_response(self.ua.accounting(user, params.get("owner")))
 
     @route(PREFIX + "/alarms", "GET")
     def alarms(self, req: Request) -> Response:
@@ -136,22 +132,21 @@ class UaiApi:
         sweep released (managers only)."""
         user = self._user(req)
         query_params(req, ())
-        alarms = [alarm_json(r) for r in self.procedure.alarms(user)]
-        return json_response({"alarms": alarms, "orphans": self.procedure.orphans.report()})
+        alarms, orphans = self.ua.alarms(user)
+        return json_response({"alarms": [alarm_json(r) for r in alarms], "orphans": orphans})
 
     @route(PREFIX + "/dcs", "GET")
     def dcs(self, req: Request) -> Response:
         """The ARAE's abstraction of each DC (provider managers only)."""
         user = self._user(req)
         query_params(req, ())
-        if not user.manager:
-            raise ApiError(403, "forbidden", "only provider managers may see the DCs")
+        self.ua.manager_only(user, "the DCs")
         return json_response({"dcs": list((self._dcs() if self._dcs else {}).values())})
 
 
-def make_app(procedure: Procedure, users: Mapping[str, User],
+def make_app(ua: Ua, users: Mapping[str, User],
              dcs: Optional[Callable[[], Mapping[str, Any]]] = None) -> WsgiApp:
     """The UAI WSGI application."""
     app = WsgiApp("uai")
-    app.mount(UaiApi(procedure, users, dcs))
+    app.mount(UaiApi(ua, users, dcs))
     return app

@@ -103,7 +103,7 @@ def test_glb_choice_is_the_formula_on_the_real_network_state(lab):
             lab.arae.agents[dc].allocate(f"full-{server.id}", Demand(16, 64, 0), server.id)
     for src, dst in (("10.1.11.1", "10.2.7.1"), ("10.1.10.1", "10.2.9.1")):
         assert lab.asi.establish(src, dst, "generic")["id"]
-    demand, view = lab.procedure.vod_demand, lab.arae.app_view()
+    demand, view = lab.service.ua.vod_demand, lab.arae.app_view()
     net = PceNetworkView(lab.sc.core.pce)
     expected = get("GLB", a=0.5, b=0.5, k=5).choose("13", demand, view, net)
     ab, nb = get("AB").choose("13", demand, view, net), get("NB").choose("13", demand, view, net)
@@ -382,7 +382,7 @@ def test_unknown_lightpath_marker_is_looked_up_by_endpoints(lab):
     body = served(lab, lab.user("alice").post(REQS, vod()))
     db = lab.procedure.db
     record = db.update(db.get(1), lightpath_id=UNKNOWN_LIGHTPATH)
-    lab.procedure._give_back(record)
+    lab.procedure.give_back(record)
     assert lab.lightpaths() == [] and body["lightpath"]["id"]
 
 
