@@ -10,9 +10,9 @@ says which process holds it. While the switches are connected, ``DIR/state.json`
 the hosts' pids and addresses; it is written only once every switch is connected, and removed
 on exit.
 
-Topologies with DCs also get the management network (`cso.emulation.network.build_management`) and,
-unless ``--no-agents``, a DC agent (`cso agent`) in every DC host, logging to
-``DIR/agent-<dc>.log``; the state file is written once every agent answers over the
+Topologies with DCs also get the management network (`cso.emulation.network.build_management`)
+and, unless ``--no-agents``, a DC agent (`cso agent`, `cso.emulation.agents`) in every DC host,
+logging to ``DIR/agent-<dc>.log``; the state file is written once every agent answers over the
 management network and lists their URLs (``"agents": {dc id: url}``).
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ import time
 import traceback
 from typing import Iterator, Optional, Sequence
 
-from cso.emulation import network as emulation
+from cso.emulation import lifecycle, network
+from cso.emulation.agents import AgentOptions
 from topologies.loader import TopologyError, load
 
 DEFAULT_RUN_DIR = "/run/cso/net"
@@ -64,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds to wait for every switch to reach the controller (30)")
     parser.add_argument("--agents", action=argparse.BooleanOptionalAction, default=True,
                         help="start a DC agent in every DC host (default: yes)")
-    parser.add_argument("--agent-port", type=int, default=emulation.AGENT_PORT,
-                        help=f"the agents' management API port ({emulation.AGENT_PORT})")
+    parser.add_argument("--agent-port", type=int, default=network.AGENT_PORT,
+                        help=f"the agents' management API port ({network.AGENT_PORT})")
     parser.add_argument("--agent-token", default=os.environ.get("CSO_AGENT_TOKEN"),
                         help="bearer token the agents require ($CSO_AGENT_TOKEN; none: open)")
     parser.add_argument("--agent-timeout", type=float, default=30.0,
@@ -109,48 +110,47 @@ def _with_plan(args: argparse.Namespace, action) -> int:
               file=sys.stderr)
         return 1
     try:
-        the_plan = emulation.plan(load(args.topo))
-    except (TopologyError, emulation.EmulationError) as exc:
+        the_plan = network.plan(load(args.topo))
+    except (TopologyError, network.EmulationError) as exc:
         print(f"cso net: {exc}", file=sys.stderr)
         return 1
     return action(args, the_plan)
 
 
-def _cleanup(_args: argparse.Namespace, the_plan: emulation.Plan) -> int:
+def _cleanup(_args: argparse.Namespace, the_plan: network.Plan) -> int:
     with _exclusive_lock():
-        emulation.cleanup(the_plan, log=_say)
+        lifecycle.cleanup(the_plan, log=_say)
     return 0
 
 
-def run(args: argparse.Namespace, the_plan: emulation.Plan) -> int:
+def run(args: argparse.Namespace, the_plan: network.Plan) -> int:
     """Build, connect, serve (CLI or until a signal), and always clean up."""
     from mininet.log import setLogLevel
 
     setLogLevel(args.log_level)
-    state_path = os.path.join(args.run_dir, emulation.STATE_FILE)
+    state_path = os.path.join(args.run_dir, lifecycle.STATE_FILE)
     with _exclusive_lock():
         # Leftovers of a crashed run would make Mininet fail on "File exists".
-        emulation.cleanup(the_plan, log=_say)
-        agents = emulation.AgentOptions(os.path.abspath(args.run_dir), args.agent_port,
-                                        args.agent_token, args.agent_timeout) \
-            if args.agents else None
-        net = emulation.Emulation(the_plan, args.controller, agents)
+        lifecycle.cleanup(the_plan, log=_say)
+        options = AgentOptions(os.path.abspath(args.run_dir), args.agent_port,
+                               args.agent_token, args.agent_timeout) if args.agents else None
+        net = lifecycle.Emulation(the_plan, args.controller, options)
         _raise_on_signals(sigint=args.no_cli)
         try:
             net.start(args.connect_timeout)
-            emulation.write_state(args.run_dir, net.state())
+            lifecycle.write_state(args.run_dir, net.state())
             _say(f"{the_plan.topology}: {len(the_plan.switches)} switches connected to "
                  "%s:%d, %d hosts; state in %s" % (*args.controller, len(the_plan.hosts),
                                                    state_path))
             if net.agents is not None:
                 _say(f"{len(the_plan.agents)} DC agents answer on the management network "
-                     f"({emulation.MGMT_ROOT_IP}/{emulation.MGMT_PREFIX_LEN} here): " + ", ".join(
+                     f"({network.MGMT_ROOT_IP}/{network.MGMT_PREFIX_LEN} here): " + ", ".join(
                          f"{dc} {url}" for dc, url in net.agents.urls().items()))
             _serve(net, cli=not args.no_cli)
             return 0
         except _Stop:
             return 0
-        except emulation.EmulationError as exc:
+        except network.EmulationError as exc:
             _say(str(exc))
             return 1
         except Exception:  # Mininet raises bare Exceptions; report them, then clean up
@@ -161,11 +161,11 @@ def run(args: argparse.Namespace, the_plan: emulation.Plan) -> int:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(state_path)
             _stop_quietly(net)
-            emulation.cleanup(the_plan, log=_say)
+            lifecycle.cleanup(the_plan, log=_say)
             _say("stopped and cleaned up")
 
 
-def _serve(net: emulation.Emulation, cli: bool) -> None:
+def _serve(net: lifecycle.Emulation, cli: bool) -> None:
     if cli:
         from mininet.cli import CLI
 
@@ -175,7 +175,7 @@ def _serve(net: emulation.Emulation, cli: bool) -> None:
         time.sleep(3600)
 
 
-def _stop_quietly(net: emulation.Emulation) -> None:
+def _stop_quietly(net: lifecycle.Emulation) -> None:
     try:
         net.stop()
     except Exception:  # cleanup() below removes what a failed stop leaves
@@ -189,8 +189,8 @@ def exec_in_host(args: argparse.Namespace) -> int:
         print("cso net exec: no command (usage: cso net exec HOST -- CMD...)", file=sys.stderr)
         return 2
     try:
-        state = emulation.read_state(args.run_dir)
-    except emulation.EmulationError as exc:
+        state = lifecycle.read_state(args.run_dir)
+    except network.EmulationError as exc:
         print(f"cso net exec: {exc}", file=sys.stderr)
         return 1
     host = state["hosts"].get(args.host)
