@@ -22,7 +22,7 @@ from sc_app.pa import Alarms, ProvisioningAgent
 from sc_app.pce import PCE
 from sc_app.reconcile import CookieTracker, Reconciler
 from sc_app.restoration import Restorer
-from sc_app.service import ServiceAgent
+from sc_app.sa import ServiceAgent
 from sc_app.ted import TED
 from topologies.model import Topology
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 from sc_app.lightpath import DOWN, UP
 from sc_app.metrics import ScMetrics
 from sc_app.pa import Alarms
-from sc_app.service import ServiceAgent
+from sc_app.sa import ServiceAgent
 from sc_app.ted import LINK_STATE, NODE_STATE, TED, TedEvent
 
 LOG = logging.getLogger(__name__)

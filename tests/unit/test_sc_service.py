@@ -424,7 +424,7 @@ def test_the_overlap_index_answers_as_a_scan_of_every_lightpath(sc):
     import random
 
     from cso_base.rest import ApiError
-    from sc_app import service as sa
+    from sc_app import sa
     from sc_app.lightpath import Lightpath, lightpath_cookie, resolve_endpoint
 
     agent = sc.core.service

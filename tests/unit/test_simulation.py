@@ -9,7 +9,7 @@ from ac_app.asi_client import AsiNetworkView
 from ac_app.resources import Demand
 from cso.simulation.engine import (CSO, METRICS, RWA, RWA_SERIES, Point, Range, Scenario, Series,
                                    Simulator, iter_requests, mean_ci, run_point, sweep, t975)
-from sc_app.service import describe
+from sc_app.sa import describe
 
 
 def line_topology(tmp_path, servers, dc_node="2"):

@@ -329,7 +329,7 @@ def nsfnet():
 
 def test_asi_and_pce_give_the_same_path_info(nsfnet):
     """The live AC (ASI JSON) and the simulator (PCE) see the same PathInfo for one state."""
-    from sc_app.service import describe        # what the SC's ASI evaluate puts in each result
+    from sc_app.sa import describe        # what the SC's ASI evaluate puts in each result
     topo, pce, _, net = nsfnet
     pce.ted.set_admin("5-13", False)
     for w in range(40):
