@@ -5,18 +5,16 @@ jitter, hops, include/exclude) into SA-PCE constraints, reserves the route
 and wavelength, has PA install the flow entries (barrier-confirmed), records
 the lightpath in the DBM and answers; any failure on the way gives back
 everything taken. A plain class: the Ryu app and the WSGI controllers only
-call it, so tests drive it with a fake installer.
+call it, so tests drive it with a fake installer. Restoration (`sc_app.restoration`)
+changes lightpaths through its state methods (``set_state``, ``record``, ...).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import logging
 import time
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
-
-import eventlet
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from cso_base.rest import ApiError, validate
 from cso_base.wire import CONSTRAINT_FIELDS, ESTABLISH_SCHEMA, EVALUATE_SCHEMA, INVALID_ATTACHMENT
@@ -54,24 +52,11 @@ class Installer(Protocol):
                     timeout: Optional[float] = None) -> list[InstallResult]: ...
 
 
-@dataclasses.dataclass
-class _Reroute:
-    """One lightpath's make-before-break re-route, its new route reserved, not yet installed."""
-
-    old: Lightpath
-    new: Lightpath
-    path: Path
-    started: float
-    rest: flows.FlowMessages
-    ingress: flows.FlowMessages
-
-
 class ServiceAgent:
     """Serves ASI requests: establish, teardown, query and evaluate lightpaths."""
 
     def __init__(self, topology: Topology, pce: PCE, db: Database, installer: Installer,
-                 bus: EventBus, metrics: ScMetrics, clock: Callable[[], float] = time.monotonic,
-                 batch_interval: float = 0.005):
+                 bus: EventBus, metrics: ScMetrics, clock: Callable[[], float] = time.monotonic):
         self.topology = topology
         self.pce = pce
         self.ted = pce.ted
@@ -80,8 +65,6 @@ class ServiceAgent:
         self.bus = bus
         self.metrics = metrics
         self.clock = clock
-        #: Restoration hands the re-routes computed so far to the switches this often (s).
-        self.batch_interval = batch_interval
         #: Held lightpaths by id, oldest first; changed only through `_hold` and `_drop`.
         self.lightpaths: dict[str, Lightpath] = {}
         #: The ids of held lightpaths with an endpoint at a node or on a prefix (keys
@@ -173,7 +156,7 @@ class ServiceAgent:
             self.metrics.blocked.labels(reason=result.code or "install-failed").inc()
             raise ApiError(503, "install-failed", result.code or "install-failed",
                            detail=result.reason, dpid=result.dpid)
-        lp = self._set_state(lp, UP)
+        lp = self.set_state(lp, UP)
         self.metrics.established.inc()
         self.metrics.provisioning.observe(self.clock() - started)
         return lp
@@ -235,7 +218,7 @@ class ServiceAgent:
         lp = self.get(owner, lp_id)
         if lp.state == TEARING_DOWN:
             raise ApiError(409, "conflict", f"lightpath {lp_id} is already being torn down")
-        lp = self._set_state(lp, TEARING_DOWN)
+        lp = self.set_state(lp, TEARING_DOWN)
         result = self.installer.remove(lp.cookie, flows.lightpath_dpids(self.topology, lp))
         if not result.ok:
             # The wavelength is given back all the same: the entries left on an
@@ -245,7 +228,7 @@ class ServiceAgent:
         self._remove_groups(lp)
         self.switched.pop(lp.id, None)
         self._forget(lp)
-        self._publish(lp, "deleted")
+        self.publish(lp, "deleted")
         return lp
 
     def get(self, owner: str, lp_id: str) -> Lightpath:
@@ -280,267 +263,36 @@ class ServiceAgent:
         return {"src": req["src"], "node": src.node, "k": self.pce.k,
                 "order": self.pce.order, "results": results}
 
-    # -- state changes from PA (link failures, later issues) --------------------------------
+    # -- state changes (restoration, `sc_app.restoration`) ---------------------------------
 
-    def mark(self, lp_id: str, state: str, reason: Optional[str] = None) -> Lightpath:
-        """Set a lightpath's state (e.g. down when a fibre fails) and tell its AC."""
-        return self._set_state(self.lightpaths[lp_id], state, reason)
+    def set_state(self, lp: Lightpath, state: str, reason: Optional[str] = None) -> Lightpath:
+        """Record a new state of a held lightpath (e.g. down when a fibre fails), tell its AC."""
+        new = lp.with_state(state, reason)
+        self.db.write_state(new)
+        self._hold(new)
+        self.publish(new, state)
+        return new
 
-    # -- restoration (driven by sc_app.restoration.Restorer) -------------------------------
+    def new_cookie(self) -> int:
+        """A fresh cookie for a lightpath's new entries (a re-route's)."""
+        _, cookie = self.db.next_ids()  # the id it comes with is never used
+        return cookie
 
-    def recover(self, lp_id: str, since: Optional[float] = None) -> Optional[str]:
-        """Bring a lightpath hit by a failure (or waiting for a repair) back into service.
+    def record(self, lp: Lightpath) -> None:
+        """Record a new version of a held lightpath (a re-route's new route) and hold it."""
+        self.db.save_lightpath(lp)
+        self._hold(lp)
 
-        An ``up`` lightpath whose route is broken is re-routed make-before-break;
-        a ``down`` one is re-installed on its route when that works again, else
-        re-routed. The outcome: ``"rerouted"``, ``"reinstalled"``, ``"down"`` (no
-        restoration path, or the install failed), ``"switched"`` (a protected one's
-        groups turned), ``"gone"`` (torn down meanwhile) or None (nothing to do).
-        ``since``: when the failure was seen (``clock``), for the restoration time.
-        """
-        return self.recover_all({lp_id: since})[lp_id]
+    def set_switched(self, lp_id: str, reverse: bool, protection_first: bool) -> None:
+        """Remember that a protected lightpath's group (one direction) was turned or back."""
+        turned = self.switched.setdefault(lp_id, set())
+        (turned.add if protection_first else turned.discard)(reverse)
+        self.db.set_switched(lp_id, reverse, protection_first)
 
-    def recover_all(self, pending: Mapping[str, Optional[float]]) -> dict[str, Optional[str]]:
-        """`recover` for several lightpaths (id -> ``since``), the re-routes in parallel.
-
-        Protected lightpaths first (at most a group MODIFY each); then the broken ones are
-        re-routed (`_reroute_waves`); last the re-installs of down lightpaths whose route
-        works again.
-        """
-        outcomes: dict[str, Optional[str]] = dict.fromkeys(pending)
-        for lp_id in pending:
-            lp = self._recoverable(lp_id)
-            if lp is not None and lp.protection is not None:
-                outcomes[lp_id] = self._guarded(lp_id, self._recover_protected, lp)
-        reinstall = [lp_id for lp_id in pending if self._whole(lp_id)]
-        outcomes.update(self._reroute_waves(
-            [(lp_id, since) for lp_id, since in pending.items() if self._broken(lp_id)]))
-        for lp_id in reinstall:
-            lp = self._recoverable(lp_id)
-            if lp is not None and lp.state == DOWN:
-                outcomes[lp_id] = self._guarded(lp_id, self._reinstall, lp)
-        return outcomes
-
-    def _reroute_waves(self, broken: list[tuple[str, Optional[float]]]) -> dict[str, str]:
-        """Re-route broken lightpaths in waves, each wave's installs in parallel batches.
-
-        A wave computes a new route for each, one after the other (SA-PCE: a wavelength
-        is never taken twice); the re-routes computed so far go to the switches as one
-        batch (`_reroute_all`, in its own green thread) every ``batch_interval`` while
-        the next ones are being computed, so the first are restored while the last are
-        planned. The old routes' wavelengths are only given back when a batch is over
-        (make-before-break), so a lightpath SA-PCE finds no route for tries again in
-        the next wave, once every batch of this one is over; it is down only when a wave
-        moved nothing.
-        """
-        outcomes: dict[str, str] = {}
-        while broken:
-            pool = eventlet.GreenPool()
-            batches: list[Any] = []
-            batch: list[_Reroute] = []
-            blocked: list[tuple[str, Optional[float], NoPath]] = []
-            flushed = self.clock()
-            for lp_id, since in broken:
-                lp = self.lightpaths[lp_id] if self._broken(lp_id) else None
-                step = None if lp is None else self._guarded(lp_id, self._plan_reroute, lp,
-                                                             since)
-                if isinstance(step, _Reroute):
-                    batch.append(step)
-                elif isinstance(step, NoPath):
-                    blocked.append((lp_id, since, step))
-                if batch and self.clock() - flushed >= self.batch_interval:
-                    batches.append(pool.spawn(self._reroute_all, batch))
-                    batch, flushed = [], self.clock()
-                eventlet.sleep(0)  # the batches in flight get their replies
-            if batch:
-                batches.append(pool.spawn(self._reroute_all, batch))
-            if not batches:
-                for lp_id, _since, path in blocked:
-                    outcomes[lp_id] = self._down(self.lightpaths[lp_id],
-                                                 f"no restoration path: {path.reason}")
-                break
-            for thread in batches:
-                outcomes.update(thread.wait())
-            broken = [(lp_id, since) for lp_id, since, _path in blocked]
-        return outcomes
-
-    def _whole(self, lp_id: str) -> bool:
-        """An unprotected down lightpath whose own route works again (to re-install)."""
-        lp = self._recoverable(lp_id)
-        return (lp is not None and lp.protection is None and lp.state == DOWN
-                and all(self.ted.usable(link) for link in lp.links))
-
-    def _broken(self, lp_id: str) -> bool:
-        """An unprotected settled lightpath whose route crosses a fibre that is not intact."""
-        lp = self._recoverable(lp_id)
-        return (lp is not None and lp.protection is None
-                and not all(self.ted.intact(link) for link in lp.links))
-
-    def _recoverable(self, lp_id: str) -> Optional[Lightpath]:
-        """A lightpath restoration may act on: settled (up or down) and holding a wavelength."""
-        lp = self.lightpaths.get(lp_id)
-        if lp is None or lp.state not in (UP, DOWN) or lp.wavelength is None:
-            return None
-        return lp
-
-    def _guarded(self, lp_id: str, step: Callable[..., Any], *args: Any) -> Any:
-        """``step(*args)``; an unexpected failure is logged and counted, the others go on."""
-        try:
-            return step(*args)
-        except Exception:  # noqa: BLE001 - one lightpath must not stop the others
-            LOG.exception("recovery of %s failed", lp_id)
-            self.metrics.handler_errors.labels(handler="restoration").inc()
-            return None
-
-    def _recover_protected(self, lp: Lightpath) -> Optional[str]:
-        """A protected lightpath is never re-routed: its switches fail over by themselves.
-
-        Up while either route is whole (its entries stay as they are); down when both
-        are broken; up again, with its entries untouched, once either is whole again.
-        A fast-failover group sees only its own switch's ports: the ingress next to a
-        broken working fibre fails over by itself; an ingress that cannot see the
-        break (the far end, or any break in the middle of the route) is turned
-        protection-first by one group MODIFY from here (no flow mod). Non-revertive:
-        it stays on protection until the protection route breaks.
-        """
-        assert lp.protection is not None
-        w_ok, p_ok = (all(self.ted.intact(link) for link in links)
-                      for links in (lp.links, lp.protection.links))
-        if not (w_ok or p_ok):
-            return self._down(lp, "working and protection routes both broken")
-        switched = self.switched.setdefault(lp.id, set())
-        changes = {}
-        for reverse in (False, True):
-            first = lp.links[-1] if reverse else lp.links[0]
-            if reverse not in switched and not w_ok and self.ted.intact(first):
-                changes[reverse] = True  # this end cannot see the break: turn it
-            elif reverse in switched and not p_ok and w_ok:
-                changes[reverse] = False  # non-revertive: back only when protection breaks
-        if changes:
-            messages: dict[int, list] = {}
-            for reverse, protection_first in changes.items():
-                dpid, group = flows.protection_group(self.topology, lp, reverse,
-                                                     protection_first, modify=True)
-                messages.setdefault(dpid, []).append(group)
-            result = self.installer.install(flows.GROUP_BATCH_COOKIE, messages)
-            if not result.ok:
-                LOG.warning("switch-over of %s failed on %s: %s", lp.id, result.dpid,
-                            result.reason)
-            for reverse, protection_first in changes.items():
-                (switched.add if protection_first else switched.discard)(reverse)
-                self.db.set_switched(lp.id, reverse, protection_first)
-        LOG.info("protected lightpath %s: working %s, protection %s, %s", lp.id,
-                 "whole" if w_ok else "broken", "whole" if p_ok else "broken",
-                 f"groups turned {changes}" if changes else "groups unchanged")
-        if lp.state == DOWN:
-            self._set_state(lp, UP)
-            return "reinstalled"
-        return "switched" if changes else None
-
-    def _plan_reroute(self, old: Lightpath, since: Optional[float]) -> NoPath | _Reroute:
-        """Reserve a new route for a broken lightpath: its re-route, or why there is none."""
-        path = self.pce.reserve(old.route[0], old.route[-1],
-                                Constraints.from_dict(old.constraints), owner=old.id)
-        if isinstance(path, NoPath):
-            return path
-        started = self.clock() if since is None else since
-        _, cookie = self.db.next_ids()  # a fresh cookie; the id it comes with is never used
-        new = dataclasses.replace(old, route=path.route, links=path.links,
-                                  wavelength=path.wavelength, cookie=cookie, state=UP,
-                                  reason=None, updated_at=time.time())
-        rest, ingress = flows.split_for_reroute(flows.lightpath_flows(self.topology, new))
-        return _Reroute(old, new, path, started, rest, ingress)
-
-    def _reroute_all(self, plans: list[_Reroute]) -> dict[str, str]:
-        """Make-before-break for many lightpaths at once, in three batches (one barrier per
-        switch each): every new transit and egress entry, then every ingress swap, then
-        every old entry out. A lightpath whose install fails (or that was torn down
-        meanwhile) is rolled back on its own (`_abandon`); the others go on."""
-        if not plans:
-            return {}
-        failed: list[tuple[_Reroute, Optional[InstallResult]]] = []
-        live = plans
-        for stage in ("rest", "ingress"):
-            results = self.installer.install_many(
-                [(plan.new.cookie, getattr(plan, stage)) for plan in live])
-            kept = []
-            for plan, result in zip(live, results):
-                if result.ok and self.lightpaths.get(plan.old.id) is plan.old:
-                    kept.append(plan)
-                else:
-                    failed.append((plan, result))
-            live = kept
-        # Recorded before anything else waits: reconciliation takes a cookie that is neither
-        # recorded nor being installed for a stale one.
-        for plan in live:
-            self.db.save_lightpath(plan.new)
-            self._hold(plan.new)
-        outcomes = self._abandon(failed)
-        removed = self.installer.remove_many(
-            [(plan.old.cookie, flows.lightpath_dpids(self.topology, plan.old))
-             for plan in live])
-        for plan, result in zip(live, removed):
-            outcomes[plan.old.id] = self._rerouted(plan, result)
-        return outcomes
-
-    def _abandon(self, failed: list[tuple[_Reroute, Optional[InstallResult]]]
-                 ) -> dict[str, str]:
-        """Re-routes that failed or whose lightpath was torn down: nothing of the new
-        routes stays (entries and wavelengths); a failed one's lightpath is marked down."""
-        if not failed:
-            return {}
-        self.installer.remove_many(
-            [(plan.new.cookie, flows.lightpath_dpids(self.topology, plan.new))
-             for plan, _ in failed])
-        outcomes = {}
-        for plan, result in failed:
-            self.pce.release(plan.path, plan.old.id)
-            if self.lightpaths.get(plan.old.id) is not plan.old:
-                outcomes[plan.old.id] = "gone"
-            else:
-                why = f"{result.code}: {result.reason}" if result is not None else "?"
-                outcomes[plan.old.id] = self._down(plan.old, f"re-route failed: {why}")
-        return outcomes
-
-    def _rerouted(self, plan: _Reroute, removed: InstallResult) -> str:
-        """A re-route's last step, its old entries removed: old wavelength back, AC told."""
-        old, new = plan.old, plan.new
-        if not removed.ok:
-            LOG.warning("re-route of %s left old entries on %s: %s", old.id, removed.unclean,
-                        removed.reason)
-        self.ted.release(old.links, old.wavelength, old.id)
-        if self.lightpaths.get(new.id) is not new:
-            return "gone"  # torn down while the old entries were being removed
-        elapsed = self.clock() - plan.started
-        LOG.info("lightpath %s re-routed %s -> %s (λ %s -> %s) in %.1f ms", old.id,
-                 "-".join(old.route), "-".join(new.route), old.wavelength, new.wavelength,
-                 elapsed * 1e3)
-        self.bus.publish("lightpath", {
-            "event": "rerouted", "lightpath": new.to_json(),
-            "old": {"route": list(old.route), "links": list(old.links),
-                    "wavelength": old.wavelength, "vlan_vid": old.vlan_vid,
-                    "cookie": f"{old.cookie:#018x}", "state": old.state},
-            "restoration_ms": round(elapsed * 1e3, 3)}, owner=new.owner)
-        return "rerouted"
-
-    def _reinstall(self, lp: Lightpath) -> str:
-        """A down lightpath whose route works again: its entries afresh, then up."""
-        dpids = flows.lightpath_dpids(self.topology, lp)
-        self.installer.remove(lp.cookie, dpids)
-        result = self.installer.install(lp.cookie, flows.lightpath_flows(self.topology, lp))
-        if self.lightpaths.get(lp.id) is not lp:
-            self.installer.remove(lp.cookie, dpids)  # torn down meanwhile
-            return "gone"
-        if not result.ok:
-            return self._down(lp, f"re-install failed: {result.code}: {result.reason}")
-        self._set_state(lp, UP)
-        return "reinstalled"
-
-    def _down(self, lp: Lightpath, reason: str) -> str:
-        if lp.state == UP:
-            self._set_state(lp, DOWN, reason)
-        LOG.warning("lightpath %s down: %s", lp.id, reason)
-        return "down"
+    def publish(self, lp: Lightpath, what: str, **extra: Any) -> None:
+        """Tell the lightpath's AC what happened to it (``extra``: more fields of the event)."""
+        self.bus.publish("lightpath", {"event": what, "lightpath": lp.to_json(), **extra},
+                         owner=lp.owner)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -626,16 +378,6 @@ class ServiceAgent:
         self._drop(lp.id)
         self.switched.pop(lp.id, None)
         self.db.delete_lightpath(lp.id)
-
-    def _set_state(self, lp: Lightpath, state: str, reason: Optional[str] = None) -> Lightpath:
-        new = lp.with_state(state, reason)
-        self.db.write_state(new)
-        self._hold(new)
-        self._publish(new, state)
-        return new
-
-    def _publish(self, lp: Lightpath, what: str) -> None:
-        self.bus.publish("lightpath", {"event": what, "lightpath": lp.to_json()}, owner=lp.owner)
 
     def _export_gauges(self) -> None:
         """Have the lightpath and wavelength gauges read the SA's state when scraped.

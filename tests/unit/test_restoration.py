@@ -229,7 +229,7 @@ def assert_wavelengths_consistent(sc):
 
 
 def test_every_lightpath_of_the_fibre_moves_in_one_round_of_three_barriers_per_switch(sc):
-    sc.core.service.batch_interval = 60  # one batch, however slow the planning
+    sc.core.restorer.recovery.batch_interval = 60  # one batch, however slow the planning
     lps = [establish(sc, body) for body in CROSSING]
     assert all("1-2" in lp["links"] for lp in lps)
     before = len(sc.transport.sent)
@@ -315,14 +315,14 @@ def test_a_second_fibre_failing_during_the_round_is_looked_at_again(sc):
 
 def test_an_unexpected_failure_of_one_lightpath_does_not_stop_the_round(sc, monkeypatch):
     lps = [establish(sc, body) for body in CROSSING]
-    plan = sc.core.service._plan_reroute
+    plan = sc.core.restorer.recovery._plan_reroute
 
     def broken_for_the_first(old, since):
         if old.id == lps[0]["id"]:
             raise RuntimeError("boom")
         return plan(old, since)
 
-    monkeypatch.setattr(sc.core.service, "_plan_reroute", broken_for_the_first)
+    monkeypatch.setattr(sc.core.restorer.recovery, "_plan_reroute", broken_for_the_first)
     fibre_down(sc, "1-2")
     states = [sc.core.service.lightpaths[lp["id"]] for lp in lps]
     assert "1-2" in states[0].links and all("1-2" not in s.links for s in states[1:])
@@ -429,7 +429,7 @@ def test_a_lightpath_without_a_wavelength_tries_again_once_the_others_gave_their
         return reserve(src, dst, constraints, owner=owner)
 
     monkeypatch.setattr(sc.core.pce, "reserve", busy_the_first_time)
-    sc.core.service.batch_interval = 60
+    sc.core.restorer.recovery.batch_interval = 60
     before = len(sc.transport.sent)
     fibre_down(sc, "1-2")
     assert calls == [lp["id"] for lp in lps] + [last]
@@ -453,7 +453,7 @@ def test_batches_go_to_the_switches_while_the_next_routes_are_computed(sc, monke
         return reserve(src, dst, constraints, owner=owner)
 
     monkeypatch.setattr(sc.core.pce, "reserve", counting)
-    sc.core.service.batch_interval = interval
+    sc.core.restorer.recovery.batch_interval = interval
     before = len(sc.transport.sent)
     fibre_down(sc, "1-2")
     assert (barriers_seen[-1] > 0) is early
