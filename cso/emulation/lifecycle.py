@@ -41,32 +41,24 @@ class Emulation:
         from functools import partial
 
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch, RemoteController
+        from mininet.node import OVSSwitch
+
+        from cso.emulation.nodes import QuietRemoteController
 
         missing_tools = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
         if missing_tools:
             raise EmulationError(f"missing {', '.join(missing_tools)} (Debian packages "
                                  "openvswitch-switch, mininet, ethtool, iproute2)")
         # failMode secure: nothing is forwarded until the SC programs it (the topology has loops).
-        switch = partial(OVSSwitch, datapath="user", protocols="OpenFlow13", failMode="secure")
+        # (The OpenFlow version is the Topo's.)
+        switch = partial(OVSSwitch, datapath="user", failMode="secure")
         self.net = Mininet(topo=build_topo(self.plan), switch=switch, controller=None,
                            autoSetMacs=False, build=False, waitConnected=False)
         host, port = self.controller
-
-        class QuietRemoteController(RemoteController):
-            """Mininet's RemoteController without its probe of the controller's port.
-
-            The probe (``echo A | telnet``) decodes whatever the controller sends as UTF-8:
-            an OpenFlow HELLO whose random xid is not UTF-8 crashed ``cso net`` now and
-            then. Whether the switches reach the controller is `_wait_connected`'s check.
-            """
-
-            def checkListening(self) -> None:  # noqa: N802 - Mininet's name
-                """Nothing: see the class docstring."""
-
+        # Whether the switches reach the controller is _wait_connected's check, not a probe.
         self.net.addController(QuietRemoteController("c0", ip=host, port=port))
-        self.net.build()
-        self._prepare_interfaces()
+        self.net.build()  # the hosts set themselves up (EmulatedHost.config)
+        self._quiet_switch_ports()
         self.net.start()
         pids = {agent.host: self.net.get(agent.host).pid for agent in self.plan.agents}
         build_management(self.plan, pids)
@@ -83,23 +75,9 @@ class Emulation:
         if self.agents is not None:
             self.agents.wait_ready()
 
-    def _prepare_interfaces(self) -> None:
-        """Host settings the userspace datapath and the SC need; raises if one fails.
-
-        TX checksum offload off: a veth hands OVS's userspace datapath TCP segments whose
-        checksum the kernel has not filled in, and OVS forwards them as they are, so TCP would
-        fail while ping works. IPv6 off (hosts and switch ports): no router solicitations or
-        MLD reports for the SC to see.
-        """
-        for host in self.net.hosts:
-            offload = "; ".join(f"ethtool -K {intf} tx off >/dev/null || echo FAILED {intf}"
-                                for intf in host.intfNames() if intf != "lo")
-            out = host.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
-                           "net.ipv6.conf.default.disable_ipv6=1 "
-                           f"net.ipv6.conf.lo.disable_ipv6=1; {offload}")
-            if "FAILED" in out:
-                raise EmulationError(f"{host.name}: cannot turn TX checksum offload off: "
-                                     f"{' '.join(out.split())}")
+    def _quiet_switch_ports(self) -> None:
+        """IPv6 off on the switches' ports too: no router solicitations or MLD reports for the
+        SC to see (the hosts' side is `EmulatedHost`'s)."""
         keys = [f"net.ipv6.conf.{name}.disable_ipv6=1" for name in self.plan.interfaces()]
         subprocess.run(["sysctl", "-qw", *keys], check=False, stdout=subprocess.DEVNULL)
 

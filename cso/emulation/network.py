@@ -34,6 +34,7 @@ MGMT_ROOT_IP = "10.255.255.254"
 MGMT_PREFIX_LEN = 16
 MGMT_HOST_IF = "eth1"  # dc<i>-eth1; eth0 is the data interface
 AGENT_PORT = 8100
+OPENFLOW_VERSION = "OpenFlow13"  # OVS's name of the only version the SC speaks
 
 
 class EmulationError(RuntimeError):
@@ -157,14 +158,22 @@ def plan(topology: Topology) -> Plan:
 
 
 def build_topo(the_plan: Plan) -> Any:
-    """A Mininet ``Topo`` with exactly the plan's names, dpids, addresses and port numbers."""
+    """A Mininet ``Topo`` with exactly the plan's names, dpids, addresses and port numbers.
+
+    Switches speak OpenFlow 1.3 only (the SC's version); hosts are of class
+    `cso.emulation.nodes.EmulatedHost`. The one builder of `cso net` and of
+    ``mn --custom mininet/cso_topos.py``.
+    """
     from mininet.topo import Topo
+
+    from cso.emulation.nodes import EmulatedHost
 
     topo = Topo()
     for switch in the_plan.switches:
-        topo.addSwitch(switch.name, dpid=f"{switch.dpid:016x}")
+        topo.addSwitch(switch.name, dpid=f"{switch.dpid:016x}", protocols=OPENFLOW_VERSION)
     for host in the_plan.hosts:
-        topo.addHost(host.name, ip=f"{host.ip}/{HOST_PREFIX_LEN}", mac=host.mac)
+        topo.addHost(host.name, cls=EmulatedHost, ip=f"{host.ip}/{HOST_PREFIX_LEN}",
+                     mac=host.mac)
         topo.addLink(host.name, host.switch, port2=host.port)
     for fibre in the_plan.fibres:
         topo.addLink(fibre.a, fibre.b, port1=fibre.a_port, port2=fibre.b_port)
@@ -196,7 +205,7 @@ def build_management(the_plan: Plan, pids: dict[str, int]) -> None:
         _must(["ip", "link", "set", name, "up"])
     _must(["ip", "addr", "add", f"{MGMT_ROOT_IP}/{MGMT_PREFIX_LEN}", "dev", MGMT_ROOT_IF])
     # TX checksum offload off where the kernel sends into the userspace datapath (see
-    # Emulation._prepare_interfaces): the root end here, each host end below.
+    # nodes.EmulatedHost): the root end here, each host end below.
     _must(["ethtool", "-K", MGMT_ROOT_IF, "tx", "off"])
     for agent in the_plan.agents:
         inside = ["mnexec", "-a", str(pids[agent.host])]
