@@ -40,8 +40,7 @@ from ac_app.config import User
 from ac_app.db import ACTIVE, Record
 from ac_app.migration import Migration
 from ac_app.procedure import Procedure
-from ac_app.requests import VM, VOD, MigrationRequest
-from cso_base.rest import ApiError
+from ac_app.requests import VM, VOD, MigrationRequest, RequestError
 
 LOG = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ class DcFailover:
     def _migrate(self, record: Record, dc: str, error: str) -> Record:
         try:
             self.migration.migrate(self.user, MigrationRequest(record.id))
-        except ApiError as exc:
+        except RequestError as exc:
             current = self.procedure.db.get(record.seq) or record
             if current.status != ACTIVE:  # the rollback failed: marked failed, told why
                 return current
@@ -116,6 +115,6 @@ class DcFailover:
         try:
             released = self.procedure.release(record, f"{DC_FAILED}: {why} ({dc}: {error})"
                                               if error else f"{DC_FAILED}: {why} ({dc})")
-        except ApiError:  # deleted or expired meanwhile
+        except RequestError:  # deleted or expired meanwhile
             return self.procedure.db.get(record.seq) or record
         return self.procedure.db.update(released, reason=DC_FAILED)

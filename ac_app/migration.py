@@ -26,14 +26,12 @@ from typing import Optional
 
 from ac_app.arae import AgentRefused, AgentUnreachable
 from ac_app.config import User
-from ac_app.db import (ACTIVE, FAILED, PENDING, REFUSED, RELEASED, UNKNOWN_LIGHTPATH, Record,
-                       StatusChanged)
-from ac_app.procedure import (CONNECTING, RESERVING, SELECTING, Abort, Procedure, network_step,
+from ac_app.db import ACTIVE, FAILED, PENDING, RELEASED, UNKNOWN_LIGHTPATH, Record, StatusChanged
+from ac_app.procedure import (CONNECTING, RESERVING, SELECTING, Procedure, network_step, outcome,
                               rating)
-from ac_app.requests import MIGRATION, VM, AppRequest, MigrationRequest
+from ac_app.requests import MIGRATION, VM, AppRequest, Kind, MigrationRequest, RequestError
 from ac_app.resources import AppView
 from ac_app.strategies import APPLICATION
-from cso_base.rest import ApiError
 
 LOG = logging.getLogger(__name__)
 
@@ -53,15 +51,17 @@ class Migration:
     def migrate(self, user: User, request: MigrationRequest) -> Record:
         """Move an active vm request to another DC for ``user`` (a provider manager).
 
-        The migration's own record (released once done), or the `ApiError` that says why not;
-        the moved request keeps its id and address, or its old placement after a rollback.
+        The migration's own record (released once done), or the `RequestError` that says why
+        not (after a rollback: with the migration's ``id``, the moved ``request`` and whether
+        it was ``rolled_back`` to its old placement); the moved request keeps its id and
+        address.
         """
         target, dst_dc = self._target(request)
         try:
             target = self.db.update(target, expect=ACTIVE, status=PENDING, stage=MIGRATING)
         except StatusChanged:
-            raise ApiError(409, "not-migratable", f"request {target.id} is no longer active",
-                           id=target.id) from None
+            raise RequestError(Kind.CONFLICT, "not-migratable",
+                               f"request {target.id} is no longer active", id=target.id) from None
         record = self.db.create(
             owner=user.name, type=MIGRATION, status=PENDING, stage=SELECTING,
             created=self.procedure.clock(), src=target.src, src_node=target.src_node,
@@ -73,36 +73,35 @@ class Migration:
                  f" to {dst_dc}" if dst_dc else "")
         try:
             return self._move(record, target, dst_dc)
-        except Abort as abort:
-            rolled_back = self._roll_back(record, target, abort)
-            raise ApiError(abort.status, abort.code, abort.reason, stratum=abort.stratum,
-                           detail=abort.detail, id=record.id, request=target.id,
-                           rolled_back=rolled_back) from None
+        except RequestError as err:
+            rolled_back = self._roll_back(record, target, err)
+            raise err.with_facts(id=record.id, request=target.id,
+                                 rolled_back=rolled_back) from None
         except Exception:
             LOG.exception("%s: the migration failed", record.id)
-            self._roll_back(record, target, Abort(500, None, "internal",
-                                                  "unexpected error; see the AC log"))
+            self._roll_back(record, target, RequestError.stratum_failed(
+                Kind.INTERNAL, None, "internal", "unexpected error; see the AC log"))
             raise
 
     def _target(self, request: MigrationRequest) -> tuple[Record, Optional[str]]:
         """The vm request to move, and the DC asked for (None: the SSE's choice)."""
         target = self.db.find(request.request)
         if target is None:
-            raise ApiError(404, "not-found", f"no request {request.request}")
+            raise RequestError(Kind.NOT_FOUND, "not-found", f"no request {request.request}")
         if target.type != VM or target.status != ACTIVE:
-            raise ApiError(409, "not-migratable", f"request {target.id} is not an active vm "
-                           f"request ({target.type}, {target.status})")
+            raise RequestError(Kind.CONFLICT, "not-migratable", f"request {target.id} is not an "
+                               f"active vm request ({target.type}, {target.status})")
         dst_dc = request.dst_dc
         if dst_dc is not None and dst_dc not in self._dcs:
-            raise ApiError(422, "unknown-dc", f"no DC {dst_dc!r} in "
-                           f"{self.procedure.topology.name}", field="dst_dc")
+            raise RequestError(Kind.INAPPLICABLE, "unknown-dc", f"no DC {dst_dc!r} in "
+                               f"{self.procedure.topology.name}", field="dst_dc")
         if dst_dc == target.dc:
-            raise ApiError(422, "same-dc", f"request {target.id} already runs in {dst_dc}",
-                           field="dst_dc")
+            raise RequestError(Kind.INAPPLICABLE, "same-dc",
+                               f"request {target.id} already runs in {dst_dc}", field="dst_dc")
         return target, dst_dc
 
     def _move(self, record: Record, target: Record, dst_dc: Optional[str]) -> Record:
-        """The migration's steps (module docstring); `Abort` on the first that fails."""
+        """The migration's steps (module docstring); `RequestError` on the first that fails."""
         steps = self.procedure
         request = AppRequest.of(target)
         with steps.selecting:
@@ -116,8 +115,9 @@ class Migration:
                                     choice=dict(choice.details), vm_id=target.id)
             vm = steps.create_vm(target.id, choice, request.demand, ip=target.vm_ip)
             if vm["ip"] != target.vm_ip:
-                raise Abort(502, APPLICATION, "bad-answer",
-                            f"the agent gave the VM {vm['ip']}, not {target.vm_ip}")
+                raise RequestError.stratum_failed(
+                    Kind.BAD_ANSWER, APPLICATION, "bad-answer",
+                    f"the agent gave the VM {vm['ip']}, not {target.vm_ip}")
             record = self.db.update(record, server=vm["server"])
             steps.refresh(choice.server.dc)
         record = self.db.update(record, stage=CONNECTING)
@@ -157,7 +157,7 @@ class Migration:
         self.procedure.refresh(dc)
         return record
 
-    def _roll_back(self, record: Record, target: Record, abort: Abort) -> bool:
+    def _roll_back(self, record: Record, target: Record, err: RequestError) -> bool:
         """Back to the old placement after a failed migration; False when that failed too."""
         steps = self.procedure
         record = steps.give_back(self.db.get(record.seq) or record)  # the destination VM
@@ -173,7 +173,7 @@ class Migration:
                 target, lightpath = steps.establish(target, request, node=target.node)
                 target = self.db.update(target, lightpath=lightpath,
                                         rating=rating(lightpath, request))
-        except Abort as again:
+        except RequestError as again:
             why = f"{again.stratum or 'AC'} stratum: {again.reason} {again.detail}".strip()
         except Exception:  # noqa: BLE001 - a bug must not leave the request pending
             LOG.exception("%s: rolling back %s failed", record.id, target.id)
@@ -182,10 +182,9 @@ class Migration:
             self.db.update(target, expect=PENDING, status=ACTIVE, stage=None)
             LOG.info("%s: %s stays on %s/%s", record.id, target.id, target.dc, target.server)
         else:
-            steps.abandon(target, FAILED, abort.stratum, "migration-failed",
-                          f"{abort.reason}: {abort.detail}; the old placement could not be "
+            steps.abandon(target, FAILED, err.stratum, "migration-failed",
+                          f"{err.reason}: {err.detail}; the old placement could not be "
                           f"restored ({why})")
-        steps.abandon(record, REFUSED if abort.status == 409 else FAILED, abort.stratum,
-                      abort.reason, abort.detail + ("" if why is None else
-                                                    f"; {target.id} failed: {why}"))
+        steps.abandon(record, outcome(err), err.stratum, err.reason,
+                      (err.detail or "") + ("" if why is None else f"; {target.id} failed: {why}"))
         return why is None

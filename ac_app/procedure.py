@@ -10,22 +10,23 @@ Stages of a pending request: ``selecting``, ``reserving-server``, ``connecting``
 
     pending ──▶ active ──▶ releasing ──▶ released        (DELETE or expiry)
        │
-       ├──▶ refused   a stratum said no (409): no server fits, no path, agent or SC refusal
-       └──▶ failed    a peer did not answer (503) or answered nonsense (502), or a bug (500)
+       ├──▶ refused   a stratum said no: no server fits, no path, agent or SC refusal
+       └──▶ failed    a peer did not answer or answered nonsense, or a bug
 
-Any failure gives back everything already taken, lightpath first, then the VM, and the error
-names the stratum and the reason. Error mapping (``error`` code, HTTP status):
+Any failure gives back everything already taken, lightpath first, then the VM, and the
+`RequestError` names the stratum and the reason. Its kind decides the record's status
+(refused or failed) and, at the UAI (`ac_app.uai`), the answer (``error`` code, HTTP status):
 
-=========================================  ===========  =====================
-what happened                              stratum      answer
-=========================================  ===========  =====================
-strategy: no server up with room           application  409 refused
-strategy: no feasible path to a candidate  network      409 refused
-agent refuses the VM (409, 422: full...)   application  409 refused
-SC refuses the lightpath (409, 422)        network      409 refused
-agent / SC unreachable, SC install failed  its own      503 unavailable
-agent / SC answered another error          its own      502 bad-gateway
-=========================================  ===========  =====================
+=========================================  ===========  ===========  ===================
+what happened                              stratum      kind         UAI answer
+=========================================  ===========  ===========  ===================
+strategy: no server up with room           application  refused      409 refused
+strategy: no feasible path to a candidate  network      refused      409 refused
+agent refuses the VM (409, 422: full...)   application  refused      409 refused
+SC refuses the lightpath (409, 422)        network      refused      409 refused
+agent / SC unreachable, SC install failed  its own      unavailable  503 unavailable
+agent / SC answered another error          its own      bad-answer   502 bad-gateway
+=========================================  ===========  ===========  ===================
 
 Nothing the AC holds is forgotten: the record keeps the VM id (= the request id, so a VM whose
 creation answer was lost is still found) and the lightpath id until the agent or the SC has
@@ -66,10 +67,9 @@ from ac_app.db import (ACTIVE, FAILED, PENDING, REFUSED, RELEASED, RELEASING,
                        UNKNOWN_LIGHTPATH, Record, RequestStore, StatusChanged)
 from ac_app.orphans import ORPHAN_SWEEP_INTERVAL_S, OrphanSweep
 from ac_app.peers import AppStratum, Network
-from ac_app.requests import AppRequest
+from ac_app.requests import AppRequest, Kind, RequestError
 from ac_app.resources import AppView, Demand
 from ac_app.strategies import APPLICATION, NETWORK, Choice, Strategy
-from cso_base.rest import ApiError
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
@@ -87,22 +87,6 @@ LEFTOVER_ALARM_AFTER_S = 300.0
 _AGENT_REFUSALS = (409, 422)
 #: SC refusals: no path, endpoint in use (409); an endpoint or constraint it cannot serve (422).
 _SC_REFUSALS = (409, 422)
-
-
-class Abort(Exception):
-    """A step of the procedure could not be done: how to answer and what to record."""
-
-    def __init__(self, status: int, stratum: Optional[str], reason: str, detail: str = ""):
-        super().__init__(f"{status} {stratum}: {reason} {detail}")
-        self.status = status
-        self.stratum = stratum
-        self.reason = reason
-        self.detail = detail
-
-    @property
-    def code(self) -> str:
-        """The UAI error code."""
-        return {409: "refused", 503: "unavailable"}.get(self.status, "bad-gateway")
 
 
 def qoe_rating(delay_ms: Optional[float], max_delay_ms: Optional[float] = None) -> Optional[int]:
@@ -153,7 +137,8 @@ class Procedure:
     # -- the procedure -------------------------------------------------------------------------
 
     def submit(self, user: User, request: AppRequest) -> Record:
-        """Serve ``user``'s request: the active record, or the `ApiError` that says why not."""
+        """Serve ``user``'s request: the active record, or the `RequestError` that says why not
+        (with the ``id`` of the record that keeps the outcome)."""
         record = self.db.create(owner=user.name, type=request.type, status=PENDING,
                                 stage=SELECTING, created=self.clock(), src=request.src,
                                 src_node=request.src_node, duration_s=request.duration_s,
@@ -165,11 +150,9 @@ class Procedure:
                  record.spec)
         try:
             return self._provision(record, request)
-        except Abort as abort:
-            self.abandon(record, REFUSED if abort.status == 409 else FAILED, abort.stratum,
-                         abort.reason, abort.detail)
-            raise ApiError(abort.status, abort.code, abort.reason, stratum=abort.stratum,
-                           detail=abort.detail, id=record.id) from None
+        except RequestError as err:
+            self.abandon(record, outcome(err), err.stratum, err.reason, err.detail or "")
+            raise err.with_facts(id=record.id) from None
         except Exception:
             LOG.exception("%s: the procedure failed", record.id)
             self.abandon(record, FAILED, None, "internal", "unexpected error; see the AC log")
@@ -198,28 +181,32 @@ class Procedure:
     # -- its steps (the migration runs them too) -----------------------------------------------
 
     def select(self, request: AppRequest, view: AppView) -> Choice:
-        """The SSE's choice of a server for ``request`` on ``view``; `Abort` when none."""
+        """The SSE's choice of a server for ``request`` on ``view``; `RequestError` when none."""
         net = AsiNetworkView(self.asi, request.constraints)
         with network_step():
             decision = self.strategy.choose(request.src_node, request.demand, view, net)
         if not decision.ok:
-            raise Abort(409, decision.stratum, decision.reason, decision.detail)
+            raise RequestError.stratum_failed(Kind.REFUSED, decision.stratum, decision.reason,
+                                              decision.detail)
         return decision
 
     def create_vm(self, vm_id: str, choice: Choice, demand: Demand,
                   ip: Optional[str] = None) -> dict[str, Any]:
-        """The chosen DC's agent creates the VM (at ``ip`` when given); `Abort` when not."""
+        """The chosen DC's agent creates the VM (at ``ip`` when given); `RequestError` when
+        not."""
         try:
             vm = self.app.client(choice.server.dc).create_vm(vm_id, demand,
                                                              server=choice.server.server, ip=ip)
         except AgentRefused as exc:
-            status = 409 if exc.status in _AGENT_REFUSALS else 502
-            raise Abort(status, APPLICATION, exc.code, exc.reason) from None
+            kind = Kind.REFUSED if exc.status in _AGENT_REFUSALS else Kind.BAD_ANSWER
+            raise RequestError.stratum_failed(kind, APPLICATION, exc.code, exc.reason) from None
         except AgentUnreachable as exc:
-            raise Abort(503, APPLICATION, "agent-unreachable", str(exc)) from None
+            raise RequestError.stratum_failed(Kind.UNAVAILABLE, APPLICATION, "agent-unreachable",
+                                              str(exc)) from None
         if not isinstance(vm, dict) or not isinstance(vm.get("ip"), str) \
                 or not isinstance(vm.get("server"), str):
-            raise Abort(502, APPLICATION, "bad-answer", f"the agent's VM is {vm!r}")
+            raise RequestError.stratum_failed(Kind.BAD_ANSWER, APPLICATION, "bad-answer",
+                                              f"the agent's VM is {vm!r}")
         return vm
 
     def establish(self, record: Record, request: AppRequest,
@@ -272,13 +259,13 @@ class Procedure:
 
     def release(self, record: Record, why: str) -> Record:
         """Release an active request now: lightpath, then VM; ``why`` is kept as its
-        ``end_reason``. `ApiError` 409 when it is no longer active."""
+        ``end_reason``. `RequestError` (conflict, not-active) when it is no longer active."""
         try:
             record = self.db.update(record, expect=ACTIVE, status=RELEASING)
         except StatusChanged:
             current = self.db.get(record.seq) or record
-            raise ApiError(409, "not-active", f"request {record.id} is {current.status}",
-                           id=record.id) from None
+            raise RequestError(Kind.CONFLICT, "not-active",
+                               f"request {record.id} is {current.status}", id=record.id) from None
         record = self.give_back(record)
         record = self.db.update(record, status=RELEASED, ended=self.clock(), end_reason=why)
         LOG.info("%s: released (%s)%s", record.id, why,
@@ -377,7 +364,7 @@ class Procedure:
         for record in self.db.due(now):
             try:
                 released.append(self.release(record, "expired"))
-            except ApiError:
+            except RequestError:
                 continue  # deleted meanwhile
         if now >= self._next_cleanup:
             self._next_cleanup = now + CLEANUP_INTERVAL
@@ -403,15 +390,24 @@ class Procedure:
 
 @contextmanager
 def network_step() -> Iterator[None]:
-    """Turns the SC's answers inside the block into `Abort`s of the network stratum."""
+    """Turns the SC's answers inside the block into `RequestError`s of the network stratum."""
     try:
         yield
     except AsiUnreachable as exc:
-        raise Abort(503, NETWORK, "sc-unreachable", str(exc)) from None
+        raise RequestError.stratum_failed(Kind.UNAVAILABLE, NETWORK, "sc-unreachable",
+                                          str(exc)) from None
     except AsiError as exc:
         if exc.status in _SC_REFUSALS:
             # no-path carries the PCE's reason in ``reason``; other refusals their code.
             reason = exc.reason if exc.code == "no-path" else exc.code
-            raise Abort(409, NETWORK, reason, exc.detail or exc.reason) from None
-        raise Abort(503 if exc.status == 503 else 502, NETWORK, exc.code,
-                    exc.detail or exc.reason) from None
+            raise RequestError.stratum_failed(Kind.REFUSED, NETWORK, reason,
+                                              exc.detail or exc.reason) from None
+        kind = Kind.UNAVAILABLE if exc.status == 503 else Kind.BAD_ANSWER
+        raise RequestError.stratum_failed(kind, NETWORK, exc.code,
+                                          exc.detail or exc.reason) from None
+
+
+def outcome(err: RequestError) -> str:
+    """The final status of a request that ``err`` ended: refused (a stratum said no) or
+    failed."""
+    return REFUSED if err.kind is Kind.REFUSED else FAILED

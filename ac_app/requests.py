@@ -1,11 +1,14 @@
-"""What a user asks of the AC, typed: an application request or a VM migration request.
+"""What a user asks of the AC, typed, and why the AC may not do it.
 
-The UA (`ac_app.ua`) turns a UAI body into one of these; the procedure (`ac_app.procedure`)
-serves an `AppRequest` and the migration (`ac_app.migration`) a `MigrationRequest`. Neither
-sees JSON.
+The UA (`ac_app.ua`) turns a UAI body into an `AppRequest` (vod, vm) or a `MigrationRequest`;
+the procedure (`ac_app.procedure`) serves the first and the migration (`ac_app.migration`) the
+second. None of them sees JSON or HTTP: they raise a `RequestError` of some `Kind` (invalid,
+forbidden, not found, a conflict, refused by a stratum, a peer unavailable, ...) with a
+machine-readable code, and the UAI (`ac_app.uai`) answers it with the HTTP status of its kind.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -51,3 +54,52 @@ class MigrationRequest:
     request: str
     #: The DC to move to; None: the SSE's choice among the others.
     dst_dc: Optional[str] = None
+
+
+class Kind(enum.Enum):
+    """What sort of no a `RequestError` is (the UAI answers each with its own HTTP status)."""
+
+    INVALID = "invalid"            # a field is malformed
+    INAPPLICABLE = "inapplicable"  # well-formed, but names what this network has not
+    FORBIDDEN = "forbidden"        # the user may not ask for this
+    NOT_FOUND = "not-found"        # no such request (or not the user's)
+    CONFLICT = "conflict"          # the request's state does not allow it now
+    REFUSED = "refused"            # a stratum said no: no server fits, no path, ...
+    BAD_ANSWER = "bad-answer"      # a peer (agent, SC) answered something else than expected
+    UNAVAILABLE = "unavailable"    # a peer did not answer
+    INTERNAL = "internal"          # a bug
+
+
+#: The error code of a stratum's failure, by kind (the stratum's own reason goes in ``reason``).
+_STRATUM_CODES = {Kind.REFUSED: "refused", Kind.UNAVAILABLE: "unavailable",
+                  Kind.BAD_ANSWER: "bad-gateway", Kind.INTERNAL: "internal"}
+
+
+class RequestError(Exception):
+    """Why the AC does not do what a request asks: kind, code, reason, stratum, and facts.
+
+    ``stratum`` ("application" or "network") and ``detail`` are set when a stratum failed a
+    step of the procedure (`stratum_failed`); ``facts`` are further machine-readable fields
+    (``field``: the field at fault; ``id``: the request's record; ...).
+    """
+
+    def __init__(self, kind: Kind, code: str, reason: str, stratum: Optional[str] = None,
+                 detail: Optional[str] = None, **facts: Any):
+        super().__init__(f"{kind.value} {code}: {reason}" + (f" {detail}" if detail else ""))
+        self.kind = kind
+        self.code = code
+        self.reason = reason
+        self.stratum = stratum
+        self.detail = detail
+        self.facts = facts
+
+    @classmethod
+    def stratum_failed(cls, kind: Kind, stratum: Optional[str], reason: str,
+                       detail: str = "") -> "RequestError":
+        """A step the ``stratum`` did not do: refused, unavailable, a bad answer (or a bug)."""
+        return cls(kind, _STRATUM_CODES[kind], reason, stratum=stratum, detail=detail)
+
+    def with_facts(self, **facts: Any) -> "RequestError":
+        """The same error with more facts (e.g. the id of the request it ended)."""
+        return RequestError(self.kind, self.code, self.reason, self.stratum, self.detail,
+                            **self.facts, **facts)

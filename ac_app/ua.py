@@ -11,7 +11,10 @@ The UAI (`ac_app.uai`) authenticates the user and hands the UA the body or the q
   (`ac_app.migration`), and releases one on the user's word;
 - lists and reads a user's requests and their accounting (resources held, time, QoE rating).
 
-Another user's request is as good as missing: the same answer as for an unknown id.
+Another user's request is as good as missing: the same answer as for an unknown id. What the
+UA refuses is a `RequestError` (invalid, inapplicable, forbidden, not found), but for a body
+that does not fit its schema: `cso_base.rest.validate`, the JSON plumbing every interface
+shares, answers that itself.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ from ac_app.db import STATUSES, Record, accounting_entry, accounting_totals, iso
 from ac_app.dc_agent.agent import AgentError, check_content_request
 from ac_app.migration import Migration
 from ac_app.procedure import Procedure
-from ac_app.requests import MIGRATION, TYPES, VM, VOD, AppRequest, MigrationRequest
+from ac_app.requests import (MIGRATION, TYPES, VM, VOD, AppRequest, Kind, MigrationRequest,
+                             RequestError)
 from ac_app.resources import Demand
-from cso_base.rest import ApiError, Field, validate
+from cso_base.rest import Field, validate
 from cso_base.wire import QOS_FIELDS
 from topologies.addressing import USER, AddressError
 from topologies.model import Topology
@@ -72,8 +76,8 @@ class Ua:
         kind = validate({"type": body.get("type")}, {"type": _TYPE})["type"]
         if kind == MIGRATION:
             if not user.manager:
-                raise ApiError(403, "forbidden", "only provider managers may ask for VM "
-                               "migration")
+                raise RequestError(Kind.FORBIDDEN, "forbidden", "only provider managers may ask "
+                                   "for VM migration")
             req = validate(body, self._schemas[MIGRATION])
             return MigrationRequest(req["request"], req.get("dst_dc"))
         req = validate(body, self._schemas[kind])
@@ -85,12 +89,12 @@ class Ua:
             try:
                 check_content_request(content, None)
             except AgentError as exc:
-                raise ApiError(400, "invalid-field", f"content: {exc.reason}",
-                               field="content") from None
+                raise RequestError(Kind.INVALID, "invalid-field", f"content: {exc.reason}",
+                                   field="content") from None
             demand = self.vod_demand
         else:
             if req["cpu"] <= 0:
-                raise ApiError(400, "invalid-field", "cpu must be > 0", field="cpu")
+                raise RequestError(Kind.INVALID, "invalid-field", "cpu must be > 0", field="cpu")
             demand = Demand(req["cpu"], req["memory_gb"], req["disk_gb"])
         return AppRequest(kind, req["src"], src_node, demand,
                           float(req.get("duration_s", self.default_duration_s)), constraints,
@@ -101,15 +105,15 @@ class Ua:
         try:
             ipaddress.IPv4Address(src)
         except ValueError:
-            raise ApiError(400, "invalid-field", "src must be an IPv4 address",
-                           field="src") from None
+            raise RequestError(Kind.INVALID, "invalid-field", "src must be an IPv4 address",
+                               field="src") from None
         try:
             host = self.topology.addresses.locate(src)
         except AddressError:
             host = None
         if host is None or host.kind != USER:
-            raise ApiError(422, "unknown-endpoint", f"{src} is not a user host of "
-                           f"{self.topology.name} (10.1.<i>.<n> at node i)", field="src")
+            raise RequestError(Kind.INAPPLICABLE, "unknown-endpoint", f"{src} is not a user host "
+                               f"of {self.topology.name} (10.1.<i>.<n> at node i)", field="src")
         return host.node
 
     def delete(self, user: User, request_id: str) -> Record:
@@ -124,21 +128,21 @@ class Ua:
         """A request the user may see (a manager: any); another user's is as good as missing."""
         record = self.db.find(request_id)
         if record is None or not (user.manager or record.owner == user.name):
-            raise ApiError(404, "not-found", f"no request {request_id}")
+            raise RequestError(Kind.NOT_FOUND, "not-found", f"no request {request_id}")
         return record
 
     def list(self, user: User, status: Optional[str] = None, type_: Optional[str] = None,
              owner: Optional[str] = None) -> list[Record]:
         """The user's requests (a manager: everyone's, or ``owner``'s), oldest first."""
         if status is not None and status not in STATUSES:
-            raise ApiError(400, "invalid-parameter", f"status must be one of "
-                           f"{', '.join(STATUSES)}", field="status")
+            raise RequestError(Kind.INVALID, "invalid-parameter", f"status must be one of "
+                               f"{', '.join(STATUSES)}", field="status")
         if type_ is not None and type_ not in TYPES:
-            raise ApiError(400, "invalid-parameter", f"type must be one of {', '.join(TYPES)}",
-                           field="type")
+            raise RequestError(Kind.INVALID, "invalid-parameter",
+                               f"type must be one of {', '.join(TYPES)}", field="type")
         if owner is not None and not user.manager:
-            raise ApiError(403, "forbidden", "only provider managers may ask for another "
-                           "user's requests", field="owner")
+            raise RequestError(Kind.FORBIDDEN, "forbidden", "only provider managers may ask for "
+                               "another user's requests", field="owner")
         return self.db.list(owner if user.manager else user.name, status, type_)
 
     def accounting(self, user: User, owner: Optional[str] = None) -> dict[str, Any]:
@@ -158,4 +162,5 @@ class Ua:
     def manager_only(user: User, what: str) -> None:
         """Only provider managers may see ``what``."""
         if not user.manager:
-            raise ApiError(403, "forbidden", f"only provider managers may see {what}")
+            raise RequestError(Kind.FORBIDDEN, "forbidden",
+                               f"only provider managers may see {what}")

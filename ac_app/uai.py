@@ -9,6 +9,7 @@ exist. See docs/openapi-ac.yaml.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, Optional
 
 from webob import Request, Response
@@ -16,12 +17,39 @@ from webob import Request, Response
 from ac_app.dc_agent.agent import CONTENT_PORT
 from ac_app.config import User
 from ac_app.db import ACTIVE, Record, iso, migration_json
-from ac_app.requests import MIGRATION, VOD
+from ac_app.requests import MIGRATION, VOD, Kind, RequestError
 from ac_app.ua import Ua
-from cso_base.rest import authenticate, json_body, json_response, query_params
+from cso_base.rest import ApiError, authenticate, json_body, json_response, query_params
 from cso_base.wsgi import WsgiApp, route
 
 PREFIX = "/uai/v1"
+
+#: The HTTP status that answers each kind of `RequestError`.
+STATUS = {Kind.INVALID: 400, Kind.FORBIDDEN: 403, Kind.NOT_FOUND: 404, Kind.CONFLICT: 409,
+          Kind.REFUSED: 409, Kind.INAPPLICABLE: 422, Kind.INTERNAL: 500, Kind.BAD_ANSWER: 502,
+          Kind.UNAVAILABLE: 503}
+
+Handler = Callable[..., Response]
+
+
+def api_error(err: RequestError) -> ApiError:
+    """The UAI's answer to ``err``: its kind's status; its code, reason, stratum and detail (when
+    a stratum failed) and facts in the JSON body."""
+    extra = {} if err.stratum is None else {"stratum": err.stratum, "detail": err.detail}
+    return ApiError(STATUS[err.kind], err.code, err.reason, **extra, **err.facts)
+
+
+def answers_request_errors(handler: Handler) -> Handler:
+    """Handler decorator: a `RequestError` is answered as its `api_error`."""
+
+    @functools.wraps(handler)
+    def wrapper(self: Any, req: Request, **kwargs: Any) -> Response:
+        try:
+            return handler(self, req, **kwargs)
+        except RequestError as err:
+            raise api_error(err) from None
+
+    return wrapper
 
 
 def request_json(record: Record) -> dict[str, Any]:
@@ -88,6 +116,7 @@ class UaiApi:
         return json_response({"status": "ok", "strategy": self.ua.procedure.strategy.name})
 
     @route(PREFIX + "/requests", "POST")
+    @answers_request_errors
     def create(self, req: Request) -> Response:
         """Run the CSO procedure for a vod, vm or migration request."""
         user = self._user(req)
@@ -97,6 +126,7 @@ class UaiApi:
                              {"Location": f"{PREFIX}/requests/{record.id}"})
 
     @route(PREFIX + "/requests", "GET")
+    @answers_request_errors
     def list(self, req: Request) -> Response:
         """The user's requests (a manager's: everyone's), oldest first."""
         user = self._user(req)
@@ -106,6 +136,7 @@ class UaiApi:
         return json_response({"requests": [request_json(record) for record in records]})
 
     @route(PREFIX + "/requests/{req_id}", "GET")
+    @answers_request_errors
     def get(self, req: Request, req_id: str) -> Response:
         """One request: its status can be polled."""
         user = self._user(req)
@@ -113,6 +144,7 @@ class UaiApi:
         return json_response(request_json(self.ua.get(user, req_id)))
 
     @route(PREFIX + "/requests/{req_id}", "DELETE")
+    @answers_request_errors
     def delete(self, req: Request, req_id: str) -> Response:
         """Release an active request: its lightpath, then its VM."""
         user = self._user(req)
@@ -120,6 +152,7 @@ class UaiApi:
         return json_response(request_json(self.ua.delete(user, req_id)))
 
     @route(PREFIX + "/accounting", "GET")
+    @answers_request_errors
     def accounting(self, req: Request) -> Response:
         """Per request and per type: resources held, time, QoE rating (own; managers: all)."""
         user = self._user(req)
@@ -127,6 +160,7 @@ class UaiApi:
         return json_response(self.ua.accounting(user, params.get("owner")))
 
     @route(PREFIX + "/alarms", "GET")
+    @answers_request_errors
     def alarms(self, req: Request) -> Response:
         """Releases retried for longer than ``leftover_alarm_after_s``, and what the orphan
         sweep released (managers only)."""
@@ -136,6 +170,7 @@ class UaiApi:
         return json_response({"alarms": [alarm_json(r) for r in alarms], "orphans": orphans})
 
     @route(PREFIX + "/dcs", "GET")
+    @answers_request_errors
     def dcs(self, req: Request) -> Response:
         """The ARAE's abstraction of each DC (provider managers only)."""
         user = self._user(req)
