@@ -1,4 +1,4 @@
-"""``cso topo``: check, generate and list topology files (DESIGN §8)."""
+"""``cso topo``: check, generate and list topology files (docs/topology-format.md)."""
 from __future__ import annotations
 
 import argparse

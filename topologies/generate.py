@@ -1,4 +1,4 @@
-"""Synthetic topologies for benchmarks: seeded, connected, backbone-like (DESIGN §4).
+"""Synthetic topologies for benchmarks: seeded, connected, backbone-like (docs/topology-format.md).
 
 Nodes are scattered uniformly over a continent-sized square. Fibres come from
 each node's nearest neighbours, keeping only Gabriel edges (no third node in the

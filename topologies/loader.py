@@ -1,4 +1,4 @@
-"""Load and validate topology files into `topologies.model` objects (DESIGN §4).
+"""Load and validate topology files into `topologies.model` objects (docs/topology-format.md).
 
 `topologies.schema` checks the fields of each JSON object; this module checks
 what spans objects: unique ids and dpids, link ends, duplicate links and ports.

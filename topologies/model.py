@@ -1,4 +1,4 @@
-"""Plain, frozen data model of a topology file (DESIGN §4).
+"""Plain, frozen data model of a topology file (docs/topology-format.md).
 
 The loader (`topologies.loader`) turns JSON into these objects after
 validation; the TED, the Mininet emulation and the simulator read them and

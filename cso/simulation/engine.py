@@ -1,4 +1,4 @@
-"""Discrete-event simulation of the CSO strategies and of dynamic RWA (issue 6, DESIGN §9).
+"""Discrete-event simulation of the CSO strategies and of dynamic RWA (docs/results.md).
 
 One implementation, two drivers: a simulated request goes through the very
 code a live request does. The SSE strategy (`ac_app.strategies`) chooses the
@@ -24,7 +24,7 @@ Every request draws the same random numbers in the same order whatever
 happens to it, so for one seed every strategy sees the same requests (common
 random numbers: differences between strategies are measured with less noise).
 
-Metrics over the requests after the warm-up (DESIGN §9):
+Metrics over the requests after the warm-up (as defined in docs/results.md):
 
 - ``network_blocking``: refused for lack of a path or wavelength ÷ requests;
 - ``application_blocking``: refused because no server fits ÷ requests;

@@ -62,7 +62,7 @@ def trio():
 
 
 def x(b, util, a_max, n, n_max):
-    """The joint factor of DESIGN §6, written out for the tests."""
+    """The joint factor of GLB (docs/strategies.md), written out for the tests."""
     return b * util / a_max + (1 - b) * n / n_max
 
 
@@ -143,7 +143,7 @@ def test_glb_refuses_on_the_network_when_no_candidate_is_feasible():
     assert isinstance(refusal, Refusal) and not refusal and not refusal.ok
     assert (refusal.stratum, refusal.reason) == (NETWORK, "no-wavelength")
     assert "all 40 taken" in refusal.detail and "2 candidate" in refusal.detail
-    # Exactly DESIGN §6: s2 has a path but is not among the K=2 candidates.
+    # Exactly GLB (docs/strategies.md): s2 has a path but is not among the K=2 candidates.
     assert net.paths.get("2") is None
 
 
