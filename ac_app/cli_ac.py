@@ -94,7 +94,7 @@ def serve(argv: Sequence[str]) -> int:
         return 1
     service.start()
     log.info("AC on %s:%d: strategy %r, %d agent(s), SC %s", settings.listen_host, server.port,
-             service.procedure.strategy, len(settings.agents), settings.sc_url)
+             service.sse.strategy, len(settings.agents), settings.sc_url)
     graceful_signals()
     try:
         server.wait()

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from oslo_config import types
 
-from ac_app.strategies import STRATEGIES
+from ac_app.sse import STRATEGIES
 from cso_base.config import ConfigError, Field, parse_tokens, read_files, read_texts
 from topologies.loader import TopologyError, load
 from topologies.model import Topology

@@ -31,7 +31,7 @@ from ac_app.procedure import (CONNECTING, RESERVING, SELECTING, Procedure, netwo
                               rating)
 from ac_app.requests import MIGRATION, VM, AppRequest, Kind, MigrationRequest, RequestError
 from ac_app.resources import AppView
-from ac_app.strategies import APPLICATION
+from ac_app.sse import APPLICATION
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Migration:
         record = self.db.create(
             owner=user.name, type=MIGRATION, status=PENDING, stage=SELECTING,
             created=self.procedure.clock(), src=target.src, src_node=target.src_node,
-            duration_s=0.0, strategy=self.procedure.strategy.name, cpu=target.cpu,
+            duration_s=0.0, strategy=self.procedure.sse.name, cpu=target.cpu,
             memory_gb=target.memory_gb, disk_gb=target.disk_gb, vm_ip=target.vm_ip,
             spec={"request": target.id, "from_dc": target.dc, "from_server": target.server,
                   "dst_dc": dst_dc, "to_dc": None})

@@ -69,7 +69,7 @@ from ac_app.orphans import ORPHAN_SWEEP_INTERVAL_S, OrphanSweep
 from ac_app.peers import AppStratum, Network
 from ac_app.requests import AppRequest, Kind, RequestError
 from ac_app.resources import AppView, Demand
-from ac_app.strategies import APPLICATION, NETWORK, Choice, Strategy
+from ac_app.sse import APPLICATION, NETWORK, Choice, Sse
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def rating(lightpath: Mapping[str, Any], request: AppRequest) -> Optional[int]:
 class Procedure:
     """The CSO procedure at work: serves, releases, expires and accounts application requests."""
 
-    def __init__(self, db: RequestStore, app: AppStratum, asi: Network, strategy: Strategy,
+    def __init__(self, db: RequestStore, app: AppStratum, asi: Network, sse: Sse,
                  topology: Topology, clock: Callable[[], float] = time.time,
                  leftover_alarm_after_s: float = LEFTOVER_ALARM_AFTER_S,
                  orphan_sweep_interval_s: float = ORPHAN_SWEEP_INTERVAL_S,
@@ -122,7 +122,7 @@ class Procedure:
         self.db = db
         self.app = app
         self.asi = asi
-        self.strategy = strategy
+        self.sse = sse
         self.topology = topology
         self.clock = clock
         self.leftover_alarm_after_s = leftover_alarm_after_s
@@ -142,7 +142,7 @@ class Procedure:
         record = self.db.create(owner=user.name, type=request.type, status=PENDING,
                                 stage=SELECTING, created=self.clock(), src=request.src,
                                 src_node=request.src_node, duration_s=request.duration_s,
-                                strategy=self.strategy.name, spec=request.to_json(),
+                                strategy=self.sse.name, spec=request.to_json(),
                                 cpu=float(request.demand.cpu),
                                 memory_gb=float(request.demand.memory_gb),
                                 disk_gb=float(request.demand.disk_gb))
@@ -184,7 +184,7 @@ class Procedure:
         """The SSE's choice of a server for ``request`` on ``view``; `RequestError` when none."""
         net = AsiNetworkView(self.asi, request.constraints)
         with network_step():
-            decision = self.strategy.choose(request.src_node, request.demand, view, net)
+            decision = self.sse.choose(request.src_node, request.demand, view, net)
         if not decision.ok:
             raise RequestError.stratum_failed(Kind.REFUSED, decision.stratum, decision.reason,
                                               decision.detail)

@@ -1,6 +1,6 @@
 """What the SSE decides on: the application stratum's servers and the network's answers.
 
-Two views feed every strategy (`ac_app.strategies`), whoever drives it:
+Two views feed every strategy (`ac_app.sse`), whoever drives it:
 
 - `AppView`: every DC server's capacity, use and state. The live AC builds it
   from the ARAE's agent reports; the simulator from the topology file

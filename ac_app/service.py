@@ -10,12 +10,10 @@ serves its ``app`` and tests build it with fakes in place of the ARAE and the SC
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from typing import Any, Callable, Mapping, Optional, Protocol
 
-from ac_app import strategies
 from ac_app.arae import Arae, DcState
 
 import eventlet  # noqa: I100 - after ac_app.arae, which silences eventlet's notice
@@ -28,8 +26,9 @@ from ac_app.migration import Migration
 from ac_app.peers import AppStratum, Network
 from ac_app.procedure import Procedure
 from ac_app.resources import Demand
-from ac_app.uai import make_app
+from ac_app.sse import Sse
 from ac_app.ua import Ua
+from ac_app.uai import make_app
 from cso_base.wsgi import WsgiApp
 
 LOG = logging.getLogger(__name__)
@@ -50,13 +49,10 @@ class AppStratumService(AppStratum, Protocol):
     def subscribe(self, listener: Callable[[DcState], None]) -> None: ...
 
 
-def build_strategy(settings: AcSettings) -> strategies.Strategy:
-    """The configured strategy with those of its parameters the settings give."""
-    params = {"a": settings.glb_a, "b": settings.glb_b, "k": settings.glb_k,
-              "rng": settings.random_seed}
-    accepted = inspect.signature(strategies.STRATEGIES[settings.strategy.upper()]).parameters
-    return strategies.get(settings.strategy,
-                          **{key: value for key, value in params.items() if key in accepted})
+def build_sse(settings: AcSettings) -> Sse:
+    """The SSE with the configured strategy and those of its parameters the settings give."""
+    return Sse.named(settings.strategy, a=settings.glb_a, b=settings.glb_b, k=settings.glb_k,
+                     rng=settings.random_seed)
 
 
 class AcService:
@@ -78,8 +74,9 @@ class AcService:
             network = AltoEvaluation(self.asi, alto if alto is not None else AltoClient(
                 settings.alto_directory_url, settings.sc_token, settings.sc_timeout),
                 settings.topology)
+        self.sse = build_sse(settings)
         self.procedure = Procedure(
-            self.db, self.arae, network, build_strategy(settings), settings.topology,
+            self.db, self.arae, network, self.sse, settings.topology,
             leftover_alarm_after_s=settings.leftover_alarm_after_s,
             orphan_sweep_interval_s=settings.orphan_sweep_interval_s,
             orphan_sweep_vms=settings.orphan_sweep_vms, **procedure_kwargs)

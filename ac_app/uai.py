@@ -113,7 +113,7 @@ class UaiApi:
     def health(self, req: Request) -> Response:
         """The AC answers (no token needed: for supervisors and start-up scripts)."""
         query_params(req, ())
-        return json_response({"status": "ok", "strategy": self.ua.procedure.strategy.name})
+        return json_response({"status": "ok", "strategy": self.ua.procedure.sse.name})
 
     @route(PREFIX + "/requests", "POST")
     @answers_request_errors

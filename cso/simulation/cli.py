@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
-from ac_app.strategies import STRATEGIES
+from ac_app.sse import STRATEGIES
 from cso.simulation.engine import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES,
                                    TRAFFIC, Point, Range, Scenario, Series, sweep)
 from sc_app.pce import ORDERS, POLICIES

@@ -1,7 +1,7 @@
 """Discrete-event simulation of the CSO strategies and of dynamic RWA (docs/results.md).
 
 One implementation, two drivers: a simulated request goes through the very
-code a live request does. The SSE strategy (`ac_app.strategies`) chooses the
+code a live request does. The SSE strategy (`ac_app.sse`) chooses the
 server over an `AppView` (`ac_app.resources`) and a `PceNetworkView` of an
 in-process SA-PCE (`sc_app.pce` over `sc_app.ted`); the lightpath is then
 reserved with `PCE.reserve` as the SC does for ``POST /asi/v1/lightpaths``.
@@ -51,10 +51,10 @@ from itertools import islice
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
-from ac_app import strategies
+from ac_app import sse as strategies
 from ac_app.resources import AppView, Demand
 from cso.simulation.network import PceNetworkView
-from ac_app.strategies import NETWORK, Decision
+from ac_app.sse import NETWORK, Decision
 from sc_app.pce import ORDERS, PCE, POLICIES, NoPath, Path
 from sc_app.ted import TED
 from topologies.loader import load as load_topology

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from urllib.parse import quote
 
 from ac_app.resources import Demand
-from ac_app.strategies import APPLICATION, NETWORK
+from ac_app.sse import APPLICATION, NETWORK
 from cso_base import http
 from cso.simulation.engine import (CSO, Point, Request, Scenario, Series, Simulator, iter_requests,
                                    scenario_topology, summarise)

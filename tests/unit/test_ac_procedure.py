@@ -10,8 +10,8 @@ from ac_app import procedure as proc
 from ac_app.db import FAILED, PENDING, REFUSED, RELEASED
 from ac_app.procedure import CLEANUP_INTERVAL, UNKNOWN_LIGHTPATH, qoe_rating
 from ac_app.resources import Demand
+from ac_app.sse import get
 from cso.simulation.network import PceNetworkView
-from ac_app.strategies import get
 from ac_harness import Lab
 from sc_harness import state_dir  # noqa: F401 (fixture)
 

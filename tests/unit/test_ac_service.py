@@ -17,9 +17,9 @@ from ac_app.dc_agent.api import management_app
 from ac_app.arae import Arae
 from ac_app.asi_client import AsiClient
 from ac_app.config import parse_string
-from ac_app.service import AcService, build_strategy
-from ac_app.strategies import (ApplicationBalancing, GlobalLoadBalancing, NetworkBalancing,
-                               RandomBalancing)
+from ac_app.service import AcService, build_sse
+from ac_app.sse import (ApplicationBalancing, GlobalLoadBalancing, NetworkBalancing,
+                        RandomBalancing)
 from ac_harness import AC_TOKEN, USERS, FakeAliases, Lab, UaiClient, WsgiTransport, config_text
 from cso import main as cso_main
 from cso_base.wsgi import Server
@@ -37,15 +37,15 @@ VOD = {"type": "vod", "src": "10.1.0.1", "content": "movie"}
     ("AB", ApplicationBalancing, {"a": 0.25}),
     ("NB", NetworkBalancing, {"a": 0.25}),
 ])
-def test_build_strategy_passes_the_parameters_each_strategy_takes(name, cls, params):
+def test_build_sse_passes_the_parameters_each_strategy_takes(name, cls, params):
     settings = parse_string(config_text(name, glb_a=0.25, glb_b=0.75, glb_k=3))
-    strategy = build_strategy(settings)
-    assert type(strategy) is cls and vars(strategy) == params
+    sse = build_sse(settings)
+    assert type(sse.strategy) is cls and vars(sse.strategy) == params and sse.name == name
 
 
-def test_build_strategy_seeds_rb():
+def test_build_sse_seeds_rb():
     settings = parse_string(config_text("RB", random_seed=7))
-    first, second = build_strategy(settings), build_strategy(settings)
+    first, second = build_sse(settings).strategy, build_sse(settings).strategy
     assert type(first) is RandomBalancing
     assert [first.rng.random() for _ in range(3)] == [second.rng.random() for _ in range(3)]
 

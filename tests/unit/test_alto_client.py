@@ -16,7 +16,7 @@ from ac_app.asi_client import AsiClient, AsiNetworkView
 from ac_app.config import parse_string
 from cso_base.config import ConfigError
 from ac_app.resources import AppView, Demand, path_infos_from_asi
-from ac_app.strategies import GlobalLoadBalancing, NetworkBalancing
+from ac_app.sse import GlobalLoadBalancing, NetworkBalancing
 from ac_harness import AC_TOKEN, Lab, WsgiTransport, config_text
 from cso_base import http
 from sc_harness import make_sc, state_dir  # noqa: F401 (fixture)

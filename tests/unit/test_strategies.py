@@ -4,12 +4,11 @@ import random
 
 import pytest
 
-from ac_app import strategies
 from ac_app.resources import (LOCAL_PATH, AppView, Demand, PathInfo, ServerState,
                               path_info_from_asi, path_infos_from_asi)
-from ac_app.strategies import (APPLICATION, NETWORK, NO_SERVER_FITS, STRATEGIES, Choice,
-                               Refusal, get)
-from cso.simulation.network import PceNetworkView, path_info_from_pce
+from ac_app.sse import (APPLICATION, NETWORK, NO_SERVER_FITS, STRATEGIES, Choice, Refusal, Sse,
+                        build, get)
+from cso.simulation.network import PceNetworkView
 from sc_app.pce import PCE, Constraints
 from sc_app.ted import TED
 from topologies.loader import load
@@ -261,6 +260,18 @@ def test_registry_and_parameters():
     for bad_params in ({"a": 1.5}, {"b": -0.1}, {"k": 0}, {"k": 2.0}, {"a": True}):
         with pytest.raises(ValueError):
             get("GLB", **bad_params)
+
+
+def test_build_keeps_the_parameters_a_strategy_takes_and_sse_runs_it():
+    offered = {"a": 0.2, "b": 0.7, "k": 3, "rng": 5}
+    assert repr(build("ab", **offered)) == "AB(a=0.2)"
+    assert repr(build("GLB", **offered)) == "GLB(a=0.2, b=0.7, k=3)"
+    with pytest.raises(ValueError, match="unknown strategy 'XB'"):
+        build("XB", **offered)
+    sse = Sse.named("glb", **offered)
+    assert (sse.name, repr(sse)) == ("GLB", "Sse(GLB(a=0.2, b=0.7, k=3))")
+    app, net = trio()
+    assert sse.choose("0", SMALL, app, net) == build("GLB", **offered).choose("0", SMALL, *trio())
 
 
 # -- resources ------------------------------------------------------------------------------

@@ -1,4 +1,11 @@
-"""SSE: the server-selection strategies of the CSO draft §8 (DESIGN §6), by name.
+"""SSE, the Server/VM Selection Engine of the CSO draft (§3.1, §5, §8): it chooses the server
+that serves a user's request, or where a VM migrates to, from the ARAE's application view
+and the SC's network view, by the strategy the AC is configured with (RB, AB, NB, GLB, ...).
+
+`Sse` is the AC's engine: the configured strategy, built by name (`build`), which the
+procedure (`ac_app.procedure`) and the migration (`ac_app.migration`) ask for each choice.
+The strategies themselves are the plain objects below, registered by name (`STRATEGIES`,
+`get`); ``cso sim`` calls them directly, thousands of times per second.
 
 Every strategy is a plain object with one method,
 ``choose(src_node, demand, app, net) -> Choice | Refusal``: it reads an
@@ -105,6 +112,41 @@ def get(name: str, **params: Any) -> Strategy:
     if unknown:
         raise ValueError(f"{cls.name} takes no parameter(s) {unknown}; it takes {known}")
     return cls(**params)
+
+
+def build(name: str, **offered: Any) -> Strategy:
+    """The strategy ``name`` with those of the ``offered`` parameters it takes (others are
+    ignored, e.g. GLB's ``b`` for AB); ValueError for an unknown name."""
+    cls = STRATEGIES.get(name.upper())
+    if cls is None:
+        return get(name)  # raises the registry's ValueError naming the choices
+    accepted = inspect.signature(cls).parameters
+    return get(name, **{key: value for key, value in offered.items() if key in accepted})
+
+
+class Sse:
+    """The SSE of the CSO draft: the AC's configured strategy, making the procedure's choices."""
+
+    def __init__(self, strategy: Strategy):
+        self.strategy = strategy
+
+    @classmethod
+    def named(cls, name: str, **offered: Any) -> "Sse":
+        """The SSE running the strategy ``name`` with those of ``offered`` it takes (`build`)."""
+        return cls(build(name, **offered))
+
+    @property
+    def name(self) -> str:
+        """The strategy's name, as requests record it."""
+        return self.strategy.name
+
+    def choose(self, src_node: str, demand: Demand, app: AppView,
+               net: NetworkView) -> Decision:
+        """The server for a request from ``src_node`` needing ``demand``, or why none."""
+        return self.strategy.choose(src_node, demand, app, net)
+
+    def __repr__(self) -> str:
+        return f"Sse({self.strategy!r})"
 
 
 # -- shared steps ---------------------------------------------------------------------------
