@@ -11,11 +11,11 @@ client fetch the network map again (and ask the costs again with the new PIDs). 
 that is gone (404) makes it read the IRD again.
 
 `AltoNetworkView` is a `ac_app.resources.NetworkView` on those costs. A node's PID is the PID
-of its host's address (DESIGN §8: user ``10.1.<i>.1``, DC ``10.2.<i>.1``) in the network map,
-found by longest-prefix match, so the AC needs no knowledge of the server's PID names. Per
-destination: ``hops`` = hopcount, ``te_cost`` = routingcost, ``delay_ms`` = delay-ow / 1000,
-``free_wavelengths`` = bw-residual / the per-wavelength capacity of the topology's fibres; a
-pair the map leaves out has no feasible lightpath now (``no-path``).
+of its host's address (`topologies.addressing`: user ``10.1.<i>.1``, DC ``10.2.<i>.1``) in the
+network map, found by longest-prefix match, so the AC needs no knowledge of the server's PID
+names. Per destination: ``hops`` = hopcount, ``te_cost`` = routingcost, ``delay_ms`` =
+delay-ow / 1000, ``free_wavelengths`` = bw-residual / the per-wavelength capacity of the
+topology's fibres; a pair the map leaves out has no feasible lightpath now (``no-path``).
 
 The SC's ALTO costs are those of the path SA-PCE would choose for an unconstrained lightpath,
 which is what ASI evaluation answers for a request without constraints. When a request has

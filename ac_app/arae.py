@@ -1,4 +1,4 @@
-"""ARAE: the application-resource abstraction of the AC (CSO draft §3.1, DESIGN §6).
+"""ARAE: the application-resource abstraction of the AC (CSO draft §3.1).
 
 Collects every DC agent's report over the management network, periodically and on demand,
 and keeps one abstraction per DC: its servers (as `ac_app.resources.ServerState`), idle

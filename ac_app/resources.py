@@ -80,7 +80,7 @@ class ServerState:
         return _util(self.disk_used, self.disk_total)
 
     def app_utilisation(self, a: float = 0.5) -> float:
-        """A(s) = a·mem_util + (1−a)·cpu_util (DESIGN §6, CSO draft §8)."""
+        """A(s) = a·mem_util + (1−a)·cpu_util (CSO draft §8, docs/strategies.md)."""
         # Inlined `_util`: this runs for every server on every decision of the simulator.
         memory = self.memory_used / self.memory_total if self.memory_total > 0 else 1.0
         cpu = self.cpu_used / self.cpu_total if self.cpu_total > 0 else 1.0

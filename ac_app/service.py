@@ -1,12 +1,22 @@
-"""The AC assembled from its settings: DB, ARAE, ASI client, strategy, procedure and UAI.
+"""The AC assembled from its settings: "AC comprises UA, SSE, DB and ARAE" (CSO draft §3.1).
 
-With ``network_view = alto`` the procedure's evaluations come from the SC's ALTO costs
-(`ac_app.alto_client.AltoEvaluation`) and its lightpaths still from ASI.
+`AcService` builds, from an `AcSettings`:
 
-`AcService` only wires the plain parts together and runs the background green threads (the
-ARAE's polling, and housekeeping: expiry, unconfirmed releases, the orphan sweep); an ARAE
-listener, `ac_app.failover.DcFailover`, moves or ends the requests of a DC that fails. ``cso ac``
-serves its ``app`` and tests build it with fakes in place of the ARAE and the SC.
+- the DB (`ac_app.db.RequestStore`): every request, what it holds, its accounting;
+- the ARAE (`ac_app.arae.Arae`): each DC's application resources, polled from its agent;
+- the ASI client to the SC (`ac_app.asi_client.AsiClient`); with ``network_view = alto`` the
+  evaluations come from the SC's ALTO costs (`ac_app.alto_client.AltoEvaluation`) and the
+  lightpaths still from ASI;
+- the SSE (`ac_app.sse.Sse`): the configured strategy;
+- the CSO procedure (`ac_app.procedure.Procedure`) and VM migration
+  (`ac_app.migration.Migration`), which run the SSE, the ARAE and ASI;
+- the UA (`ac_app.ua.Ua`) in front of them, and its REST shell, the UAI (`ac_app.uai`): ``app``;
+- DC failover (`ac_app.failover.DcFailover`), an ARAE listener that moves or ends the requests
+  of a DC that fails.
+
+It only wires these plain parts together and runs the background green threads (the ARAE's
+polling, and housekeeping: expiry, unconfirmed releases, the orphan sweep). ``cso ac`` serves
+its ``app``; tests build it with fakes in place of the ARAE and the SC.
 """
 from __future__ import annotations
 
