@@ -30,6 +30,21 @@ UNKNOWN_ENDPOINT = "unknown-endpoint"
 #: Error code of an attachment override (``src_node``/``dst_node``) that cannot hold the endpoint.
 INVALID_ATTACHMENT = "invalid-attachment"
 
+# --- ASI: error codes (the ``error`` of a refused request; ``reason`` says more) -----------
+#: No route: ``reason`` is one of `REASONS`.
+NO_PATH = "no-path"
+#: A constraint names what the network does not have, or cannot apply (e.g. protection of a
+#: local connection).
+INVALID_CONSTRAINT = "invalid-constraint"
+#: Another lightpath already carries traffic between these endpoints.
+ENDPOINT_IN_USE = "endpoint-in-use"
+#: The switches did not take the entries: ``reason`` is the SCI's code, ``dpid`` the switch.
+INSTALL_FAILED = "install-failed"
+#: No such lightpath (or another AC's).
+NOT_FOUND = "not-found"
+#: The lightpath's state does not allow the request (e.g. already being torn down).
+CONFLICT = "conflict"
+
 # --- ASI: requests -------------------------------------------------------------------------
 SERVICE_TYPES = ("generic", "vod", "vm", "migration", "function")
 #: Protection modes of ASI's ``protection`` option: none, link-disjoint, SRLG-disjoint backup.

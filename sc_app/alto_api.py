@@ -10,18 +10,16 @@ with the exact media type in ``Content-Type``. Request errors are RFC 7285 error
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
 from ryu.app.wsgi import route
 from webob import Request, Response
 
-from cso_base.rest import ApiError, authenticate, handles_errors, json_body, json_response
+from cso_base.rest import ApiError, authenticate, json_body, json_response
 from cso_base.wire import (DIRECTORY, E_SYNTAX, ERROR, EVENT_STREAM, UPDATE_STREAM_PARAMS)
 from sc_app.alto import (COST_TYPES, NETWORK_MAP_ID, PREFIX, AltoError, AltoServer)
 from sc_app.alto_sse import UpdateStreams
-from sc_app.rest_base import JsonController
-from sc_app.events import max_seconds_param
+from sc_app.rest_base import JsonController, answers, max_seconds_param
 
 AUTH_MODES = ("ac-tokens", "none")
 #: Principal of every request when ALTO is open.
@@ -39,17 +37,9 @@ def alto_data(core: Any, auth: str = "ac-tokens") -> dict[str, Any]:
     return {"alto": server, "alto_streams": UpdateStreams(server), "alto_auth": auth}
 
 
-def alto_errors(func: Callable[..., Response]) -> Callable[..., Response]:
-    """`handles_errors`, plus AltoError -> its RFC 7285 error resource."""
-
-    @functools.wraps(func)
-    def wrapper(self: Any, req: Request, **kwargs: Any) -> Response:
-        try:
-            return func(self, req, **kwargs)
-        except AltoError as err:
-            return json_response(err.body(), err.status, content_type=ERROR)
-
-    return handles_errors(wrapper)
+#: `handles_errors`, plus AltoError -> its RFC 7285 error resource.
+alto_errors = answers(AltoError,
+                      lambda err: json_response(err.body(), err.status, content_type=ERROR))
 
 
 def check_accept(req: Request, media_type: str) -> None:

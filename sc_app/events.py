@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
@@ -116,26 +115,6 @@ class EventBus:
         """The most recent events ``principal`` may see, oldest first."""
         visible = [e for e in self._history if e.visible_to(principal)]
         return visible[-limit:]
-
-
-def max_seconds_param(req: Any) -> Optional[float]:
-    """``?max_seconds=S`` of a stream request: close it after S seconds (tests, polling clients).
-
-    Raises `cso_base.rest.ApiError` 400 unless S is a finite number >= 0.
-    """
-    from cso_base.rest import ApiError
-
-    raw = req.GET.get("max_seconds")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise ApiError(400, "invalid-parameter", "max_seconds must be a number >= 0",
-                       field="max_seconds")
-    return value
 
 
 def sse_stream(sub: Subscription, heartbeat: float = 15.0,

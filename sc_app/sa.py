@@ -10,14 +10,15 @@ changes lightpaths through its state methods (``set_state``, ``record``, ...).
 """
 from __future__ import annotations
 
+import enum
 import functools
 import itertools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
-from cso_base.rest import ApiError, validate
-from cso_base.wire import CONSTRAINT_FIELDS, ESTABLISH_SCHEMA, EVALUATE_SCHEMA, INVALID_ATTACHMENT
+from cso_base import wire
 from sc_app import flows
 from sc_app.dbm import Database
 from sc_app.events import EventBus
@@ -25,15 +26,64 @@ from sc_app.installer import InstallResult
 from sc_app.lightpath import (DOWN, FAILED, INSTALLING, TEARING_DOWN, UP, Endpoint, EndpointError,
                               Lightpath, Protection, resolve_endpoint)
 from sc_app.metrics import ScMetrics
-from sc_app.pce import PCE, ConstraintError, Constraints, NoPath, Path, PathPair
+from sc_app.pce import (NO_CONSTRAINTS, PCE, ConstraintError, Constraints, NoPath, Path,
+                        PathPair)
 from sc_app.ted import TedError
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
 
-#: HTTP status of each no-path reason: the request is well formed but the
-#: network cannot serve it now (409) or it names things that do not exist (422).
-NO_PATH_STATUS = {"unknown-node": 422, "same-node": 422}
+
+@dataclass(frozen=True)
+class LightpathRequest:
+    """An AC's request for a lightpath (ASI establish), validated by the shell."""
+
+    src: str
+    dst: str
+    #: Where a DC-host address is attached now (a VM migrated away from its home node).
+    src_node: Optional[str] = None
+    dst_node: Optional[str] = None
+    service_type: str = "generic"
+    label: Optional[str] = None
+    #: ``none``, ``link`` or ``srlg`` (`cso_base.wire.PROTECTION_MODES`).
+    protection: str = "none"
+    constraints: Constraints = NO_CONSTRAINTS
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """Candidate paths from one source to many destinations (ASI evaluate), reserving nothing."""
+
+    src: str
+    dsts: tuple[str, ...]
+    constraints: Constraints = NO_CONSTRAINTS
+
+
+class ErrorKind(str, enum.Enum):
+    """How the SA refuses a request; the ASI shell maps each kind to an HTTP status."""
+
+    #: The request names something that cannot be (an unknown endpoint, a bad constraint).
+    INVALID = "invalid"
+    #: No such lightpath (or another AC's).
+    NOT_FOUND = "not-found"
+    #: The request clashes with the state of a lightpath.
+    CONFLICT = "conflict"
+    #: No route: ``reason`` is one of `cso_base.wire.REASONS`.
+    NO_PATH = "no-path"
+    #: The switches did not take the entries.
+    UNAVAILABLE = "unavailable"
+
+
+class SaError(Exception):
+    """A request the SA refuses: its kind, a code of `cso_base.wire`, a reason and details."""
+
+    def __init__(self, kind: ErrorKind, code: str, reason: str, **details: Any):
+        super().__init__(f"{kind.value} {code}: {reason}")
+        self.kind = kind
+        self.code = code
+        self.reason = reason
+        #: More fields for the AC (``field``, ``detail``, ``dpid``), in the order given.
+        self.details = details
 
 
 class Installer(Protocol):
@@ -114,19 +164,18 @@ class ServiceAgent:
 
     # -- ASI --------------------------------------------------------------------------------
 
-    def establish(self, owner: str, body: dict[str, Any]) -> Lightpath:
-        """Compute, reserve and install a lightpath for AC ``owner``; ApiError when refused."""
+    def establish(self, owner: str, req: LightpathRequest) -> Lightpath:
+        """Compute, reserve and install a lightpath for AC ``owner``; SaError when refused."""
         started = self.clock()
-        req = validate(body, ESTABLISH_SCHEMA)
-        src = self._endpoint(req["src"], "src", req.get("src_node"))
-        dst = self._endpoint(req["dst"], "dst", req.get("dst_node"))
-        constraints = self._constraints(req)
+        src = self._endpoint(req.src, "src", req.src_node)
+        dst = self._endpoint(req.dst, "dst", req.dst_node)
+        constraints = req.constraints
         self._check_overlap(owner, src, dst)
-        mode = req.get("protection", "none")
+        mode = req.protection
         if mode != "none" and src.node == dst.node:
-            raise ApiError(422, "invalid-constraint",
-                           "a local connection (both endpoints at one node) has no path to "
-                           "protect", field="protection")
+            raise SaError(ErrorKind.INVALID, wire.INVALID_CONSTRAINT,
+                          "a local connection (both endpoints at one node) has no path to "
+                          "protect", field="protection")
         lp_id, cookie = self.db.next_ids()
         if mode == "none":
             path: Optional[Path | PathPair] = self._reserve(lp_id, src, dst, constraints)
@@ -137,8 +186,8 @@ class ServiceAgent:
             working.route, working.links, working.wavelength)
         protection = None if not isinstance(path, PathPair) else Protection(
             mode, path.protection.route, path.protection.links, path.protection.wavelength)
-        lp = Lightpath(id=lp_id, owner=owner, service_type=req.get("service_type", "generic"),
-                       src=req["src"], dst=req["dst"], src_endpoint=src, dst_endpoint=dst,
+        lp = Lightpath(id=lp_id, owner=owner, service_type=req.service_type,
+                       src=req.src, dst=req.dst, src_endpoint=src, dst_endpoint=dst,
                        route=route, links=links, wavelength=wavelength,
                        cookie=cookie, state=INSTALLING, constraints=constraints.to_dict(),
                        protection=protection)
@@ -153,9 +202,10 @@ class ServiceAgent:
         if not result.ok:
             self._remove_groups(lp)  # the installer's rollback removes the entries only
             self._give_back(lp, path)
-            self.metrics.blocked.labels(reason=result.code or "install-failed").inc()
-            raise ApiError(503, "install-failed", result.code or "install-failed",
-                           detail=result.reason, dpid=result.dpid)
+            self.metrics.blocked.labels(reason=result.code or wire.INSTALL_FAILED).inc()
+            raise SaError(ErrorKind.UNAVAILABLE, wire.INSTALL_FAILED,
+                          result.code or wire.INSTALL_FAILED, detail=result.reason,
+                          dpid=result.dpid)
         lp = self.set_state(lp, UP)
         self.metrics.established.inc()
         self.metrics.provisioning.observe(self.clock() - started)
@@ -171,38 +221,37 @@ class ServiceAgent:
         """
         if src.node == dst.node:
             if _overlaps(src, dst):
-                raise ApiError(422, "no-path", "same-node",
-                               detail="source and destination are the same endpoint")
+                raise SaError(ErrorKind.NO_PATH, wire.NO_PATH, wire.SAME_NODE,
+                              detail="source and destination are the same endpoint")
             if constraints.include_nodes and set(constraints.include_nodes) != {src.node}:
-                self.metrics.blocked.labels(reason="include-unsatisfied").inc()
-                raise ApiError(409, "no-path", "include-unsatisfied",
-                               detail="a local connection visits no other node")
+                raise self._blocked(NoPath(wire.INCLUDE_UNSATISFIED,
+                                           "a local connection visits no other node"))
             if src.node in constraints.exclude_nodes:
-                self.metrics.blocked.labels(reason="excluded").inc()
-                raise ApiError(409, "no-path", "excluded", detail=f"node {src.node} is excluded")
+                raise self._blocked(NoPath(wire.EXCLUDED, f"node {src.node} is excluded"))
             return None
         try:
             path = self.pce.reserve(src.node, dst.node, constraints, owner=lp_id)
         except ConstraintError as exc:
-            raise ApiError(422, "invalid-constraint", str(exc)) from None
+            raise _invalid_constraint(exc) from None
         if isinstance(path, NoPath):
-            self.metrics.blocked.labels(reason=path.reason).inc()
-            raise ApiError(NO_PATH_STATUS.get(path.reason, 409), "no-path", path.reason,
-                           detail=path.detail)
+            raise self._blocked(path)
         return path
 
     def _reserve_pair(self, lp_id: str, src: Endpoint, dst: Endpoint, constraints: Constraints,
                       mode: str) -> PathPair:
-        """A disjoint working/protection pair, both wavelengths held; ApiError when none."""
+        """A disjoint working/protection pair, both wavelengths held; SaError when none."""
         try:
             pair = self.pce.reserve_pair(src.node, dst.node, constraints, mode, owner=lp_id)
         except ConstraintError as exc:
-            raise ApiError(422, "invalid-constraint", str(exc)) from None
+            raise _invalid_constraint(exc) from None
         if isinstance(pair, NoPath):
-            self.metrics.blocked.labels(reason=pair.reason).inc()
-            raise ApiError(NO_PATH_STATUS.get(pair.reason, 409), "no-path", pair.reason,
-                           detail=pair.detail)
+            raise self._blocked(pair)
         return pair
+
+    def _blocked(self, no_path: NoPath) -> SaError:
+        """A request blocked for want of a path: counted, and the error to raise."""
+        self.metrics.blocked.labels(reason=no_path.reason).inc()
+        return SaError(ErrorKind.NO_PATH, wire.NO_PATH, no_path.reason, detail=no_path.detail)
 
     def _remove_groups(self, lp: Lightpath) -> None:
         """Delete a protected lightpath's fast-failover groups (after its entries)."""
@@ -217,7 +266,8 @@ class ServiceAgent:
         """Remove an AC's lightpath: its entries on every switch, then its wavelength."""
         lp = self.get(owner, lp_id)
         if lp.state == TEARING_DOWN:
-            raise ApiError(409, "conflict", f"lightpath {lp_id} is already being torn down")
+            raise SaError(ErrorKind.CONFLICT, wire.CONFLICT,
+                          f"lightpath {lp_id} is already being torn down")
         lp = self.set_state(lp, TEARING_DOWN)
         result = self.installer.remove(lp.cookie, flows.lightpath_dpids(self.topology, lp))
         if not result.ok:
@@ -235,20 +285,19 @@ class ServiceAgent:
         """An AC's own lightpath; another AC's is as good as missing (404)."""
         lp = self.lightpaths.get(lp_id)
         if lp is None or lp.owner != owner:
-            raise ApiError(404, "not-found", f"no lightpath {lp_id}")
+            raise SaError(ErrorKind.NOT_FOUND, wire.NOT_FOUND, f"no lightpath {lp_id}")
         return lp
 
     def list(self, owner: Optional[str] = None) -> list[Lightpath]:
         """Lightpaths of ``owner`` (all when None), oldest first."""
         return [lp for lp in self.lightpaths.values() if owner is None or lp.owner == owner]
 
-    def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
+    def evaluate(self, req: EvaluateRequest) -> dict[str, Any]:
         """Candidates from one source to many destinations, nothing reserved (for GLB)."""
-        req = validate(body, EVALUATE_SCHEMA)
-        src = self._endpoint(req["src"], "src")
-        constraints = self._constraints(req)
+        src = self._endpoint(req.src, "src")
+        constraints = req.constraints
         results = []
-        for dst_text in req["dsts"]:
+        for dst_text in req.dsts:
             try:
                 dst = resolve_endpoint(self.topology, dst_text)
             except EndpointError as exc:
@@ -258,9 +307,9 @@ class ServiceAgent:
             try:
                 answer = self.pce.compute(src.node, dst.node, constraints)
             except ConstraintError as exc:
-                raise ApiError(422, "invalid-constraint", str(exc)) from None
+                raise _invalid_constraint(exc) from None
             results.append({"dst": dst_text, "node": dst.node, **describe(answer)})
-        return {"src": req["src"], "node": src.node, "k": self.pce.k,
+        return {"src": req.src, "node": src.node, "k": self.pce.k,
                 "order": self.pce.order, "results": results}
 
     # -- state changes (restoration, `sc_app.restoration`) ---------------------------------
@@ -300,15 +349,8 @@ class ServiceAgent:
         try:
             return resolve_endpoint(self.topology, text, node)
         except EndpointError as exc:
-            where = f"{field}_node" if exc.code == INVALID_ATTACHMENT else field
-            raise ApiError(422, exc.code, exc.reason, field=where) from None
-
-    @staticmethod
-    def _constraints(req: dict[str, Any]) -> Constraints:
-        try:
-            return Constraints(**{k: req[k] for k in CONSTRAINT_FIELDS if k in req})
-        except ConstraintError as exc:
-            raise ApiError(422, "invalid-constraint", str(exc)) from None
+            where = f"{field}_node" if exc.code == wire.INVALID_ATTACHMENT else field
+            raise SaError(ErrorKind.INVALID, exc.code, exc.reason, field=where) from None
 
     def _check_overlap(self, owner: str, src: Endpoint, dst: Endpoint) -> None:
         """Refuse a service whose traffic an existing lightpath already carries.
@@ -325,8 +367,8 @@ class ServiceAgent:
                 if _overlaps(a, src) and _overlaps(b, dst):
                     # Another AC's lightpath is not named: ACs see only their own.
                     whose = f"lightpath {lp.id}" if lp.owner == owner else "another lightpath"
-                    raise ApiError(409, "endpoint-in-use",
-                                   f"{whose} already carries traffic between these endpoints")
+                    raise SaError(ErrorKind.CONFLICT, wire.ENDPOINT_IN_USE,
+                                  f"{whose} already carries traffic between these endpoints")
 
     @staticmethod
     def _endpoint_keys(lp: Lightpath) -> set[tuple[str, Any]]:
@@ -396,6 +438,11 @@ class ServiceAgent:
     def _wavelengths_used(self) -> int:
         return sum(bin(full & ~free).count("1")
                    for full, free in zip(self.ted.full, self.ted.free))
+
+
+def _invalid_constraint(exc: ConstraintError) -> SaError:
+    """A constraint that names what the network does not have (an unknown link or SRLG)."""
+    return SaError(ErrorKind.INVALID, wire.INVALID_CONSTRAINT, str(exc))
 
 
 def _overlaps(a: Endpoint, b: Endpoint) -> bool:

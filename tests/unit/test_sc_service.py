@@ -423,7 +423,6 @@ def test_the_overlap_index_answers_as_a_scan_of_every_lightpath(sc):
     import dataclasses
     import random
 
-    from cso_base.rest import ApiError
     from sc_app import sa
     from sc_app.lightpath import Lightpath, lightpath_cookie, resolve_endpoint
 
@@ -449,7 +448,8 @@ def test_the_overlap_index_answers_as_a_scan_of_every_lightpath(sc):
     def indexed(owner, src, dst):
         try:
             agent._check_overlap(owner, src, dst)
-        except ApiError as exc:
+        except sa.SaError as exc:
+            assert (exc.kind, exc.code) == (sa.ErrorKind.CONFLICT, "endpoint-in-use")
             return exc.reason.split(" already")[0]
         return None
 
@@ -478,3 +478,87 @@ def test_the_overlap_index_answers_as_a_scan_of_every_lightpath(sc):
     for lp in list(agent.lightpaths.values()):
         agent._drop(lp.id)
     assert agent._by_endpoint == {} and agent._order == {}
+
+
+# -- the SA without HTTP: typed requests in, domain errors out ---------------------------------
+
+def test_the_sa_takes_typed_requests_and_refuses_with_domain_errors(sc):
+    from sc_app.pce import Constraints
+    from sc_app.sa import ErrorKind, EvaluateRequest, LightpathRequest, SaError
+
+    agent = sc.core.service
+    lp = agent.establish("ac1", LightpathRequest(U0, U3, service_type="vod",
+                                                 constraints=Constraints(max_hops=3)))
+    assert (lp.state, lp.service_type, lp.constraints) == ("up", "vod", {"max_hops": 3})
+    assert sc.delivered_to(U0, U3) == [("3", 1, ipv4(U0, U3))]
+
+    def refusal(call, *args):
+        with pytest.raises(SaError) as info:
+            call(*args)
+        err = info.value
+        return err.kind, err.code, err.reason, err.details
+
+    assert refusal(agent.establish, "ac1", LightpathRequest("10.9.9.9", U3))[:2] == (
+        ErrorKind.INVALID, "unknown-endpoint")
+    assert refusal(agent.establish, "ac1", LightpathRequest(U0, U3))[:2] == (
+        ErrorKind.CONFLICT, "endpoint-in-use")
+    assert refusal(agent.establish, "ac2", LightpathRequest(
+        "10.2.0.1", "10.2.3.1", constraints=Constraints(max_hops=1)))[:3] == (
+        ErrorKind.NO_PATH, "no-path", "hops-exceeded")
+    assert refusal(agent.establish, "ac2", LightpathRequest(
+        "10.1.3.1", "10.2.3.1", protection="link")) == (
+        ErrorKind.INVALID, "invalid-constraint",
+        "a local connection (both endpoints at one node) has no path to protect",
+        {"field": "protection"})
+    assert refusal(agent.get, "ac2", lp.id)[:2] == (ErrorKind.NOT_FOUND, "not-found")
+    answer = agent.evaluate(EvaluateRequest("0", ("3", "nowhere")))
+    assert [r["feasible"] for r in answer["results"]] == [True, False]
+    assert refusal(agent.evaluate, EvaluateRequest("nowhere", ("3",)))[::3] == (
+        ErrorKind.INVALID, {"field": "src"})
+    sc.transport.refuse[sc.dpid("1")] = TABLE_FULL
+    kind, code, reason, details = refusal(agent.establish, "ac2",
+                                          LightpathRequest("10.2.0.1", "10.2.3.1"))
+    assert (kind, code, reason, details["dpid"]) == (
+        ErrorKind.UNAVAILABLE, "install-failed", "switch-error", sc.dpid("1"))
+    assert list(details) == ["detail", "dpid"] and details["detail"]
+
+
+def test_the_asi_shell_maps_each_domain_error_to_the_status_it_always_had():
+    from sc_app.asi import http_error
+    from sc_app.sa import ErrorKind, SaError
+
+    cases = [
+        (SaError(ErrorKind.INVALID, "unknown-endpoint", "no such host", field="src"), 422),
+        (SaError(ErrorKind.INVALID, "invalid-constraint", "unknown link 'x'"), 422),
+        (SaError(ErrorKind.NOT_FOUND, "not-found", "no lightpath lp-9"), 404),
+        (SaError(ErrorKind.CONFLICT, "endpoint-in-use", "lightpath lp-1 already ..."), 409),
+        (SaError(ErrorKind.CONFLICT, "conflict", "already being torn down"), 409),
+        (SaError(ErrorKind.NO_PATH, "no-path", "no-wavelength", detail=""), 409),
+        (SaError(ErrorKind.NO_PATH, "no-path", "excluded", detail="node 3 is excluded"), 409),
+        (SaError(ErrorKind.NO_PATH, "no-path", "unknown-node", detail="x"), 422),
+        (SaError(ErrorKind.NO_PATH, "no-path", "same-node", detail="x"), 422),
+        (SaError(ErrorKind.UNAVAILABLE, "install-failed", "switch-error", detail="table full",
+                 dpid=3), 503),
+    ]
+    for err, status in cases:
+        answer = http_error(err)
+        assert answer.status == status, err
+        assert answer.body() == {"error": err.code, "reason": err.reason, **err.details}
+
+
+def test_only_the_rest_shells_speak_http():
+    """The SA and every other part of the SC raise domain errors; HTTP is the shells' business."""
+    import ast
+    import pathlib
+
+    shells = {"asi.py", "smi.py", "alto_api.py", "rest_base.py"}
+    root = pathlib.Path(__file__).resolve().parents[2] / "sc_app"
+    speaking = set()
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(n == "cso_base.rest" or n.split(".")[0] in ("webob", "routes")
+                   for n in names):
+                speaking.add(path.name)
+    assert speaking == shells
