@@ -1,7 +1,8 @@
 """The Service Controller as a Ryu application: a thin shell around `ScCore`.
 
-Each handler finds what the event is about, calls a plain method of the core
-and sends the messages it gets back. Started by ``cso sc``.
+Each handler finds what the event is about (dpid, port, xid, ...) and calls the one
+method of the core for that event (`ScCore.switch_disconnected`, ...); the core sends
+what it has to through this app's `send` (its transport). Started by ``cso sc``.
 """
 from __future__ import annotations
 
@@ -15,16 +16,13 @@ from ryu.controller import ofp_event
 from ryu.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3
-from ryu.ofproto import ofproto_v1_3_parser as parser
 from ryu.topology import event as topo_event
 
-from sc_app import config, flows
+from sc_app import config
 from sc_app.alto_api import AltoController, alto_data
 from sc_app.asi import AsiController
 from sc_app.core import ScCore
 from sc_app.installer import SwitchUnreachable
-from sc_app.reconcile import READ_REQUESTS
-from sc_app.lightpath import host_mac
 from sc_app.smi import NotFoundController, SmiController
 
 LOG = logging.getLogger("sc_app")
@@ -52,8 +50,8 @@ class ServiceController(app_manager.RyuApp):
                            config_snapshot={"sources": list(s.sources),
                                             "topology": s.topology_spec})
         wsgi = kwargs["wsgi"]
-        data = {"core": self.core, "resync": self.resync,
-                "smi_tokens": getattr(s, "smi_tokens", {}), **alto_data(self.core, s.alto_auth)}
+        data = {"core": self.core, "smi_tokens": getattr(s, "smi_tokens", {}),
+                **alto_data(self.core, s.alto_auth)}
         wsgi.register(AsiController, data)
         wsgi.register(SmiController, data)
         wsgi.register(AltoController, data)
@@ -78,34 +76,7 @@ class ServiceController(app_manager.RyuApp):
             raise SwitchUnreachable(f"switch {dpid} is closing")
         return xid
 
-    def resync(self, dpid: int) -> int:
-        """Re-send a switch its base entries and reconcile its lightpath entries (waits).
-
-        Returns the number of messages sent.
-        """
-        base: list[Any] = list(flows.base_flows())
-        self._send_all(dpid, base)
-        result = self.core.reconciler.reconcile(dpid)
-        # + the flow stats and group description requests
-        return len(base) + READ_REQUESTS + result.messages
-
-    def _reconcile(self, dpid: int) -> None:
-        """A switch connected: reconcile its lightpath entries (in its own green thread)."""
-        try:
-            self.core.reconciler.reconcile(dpid)
-        except Exception:  # noqa: BLE001 - the switch keeps its entries; logged
-            LOG.exception("reconciliation of switch %s failed", dpid)
-            self.core.on_handler_failure("reconcile")
-
-    def _send_all(self, dpid: int, msgs: list[Any]) -> None:
-        for msg in msgs:
-            try:
-                self.send(dpid, msg)
-            except SwitchUnreachable:
-                LOG.warning("switch %s went away while being programmed", dpid)
-                return
-
-    # -- OpenFlow events --------------------------------------------------------------------
+    # -- OpenFlow events: one core method each ------------------------------------------------
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def _state_change(self, ev: Any) -> None:
@@ -114,87 +85,62 @@ class ServiceController(app_manager.RyuApp):
             return
         if ev.state == MAIN_DISPATCHER:
             self.datapaths[dp.id] = dp
-            req = parser.OFPPortDescStatsRequest(None, 0)
-            self._send_all(dp.id, [req])
+            self.core.switch_connecting(dp.id)
         elif ev.state == DEAD_DISPATCHER and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
-            self.core.installer.on_switch_down(dp.id)
-            self.core.reconciler.on_switch_down(dp.id)
-            self.core.pa.switch_down(dp.id)
+            self.core.switch_disconnected(dp.id)
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        live = [p.port_no for p in ev.msg.body if _live(dp.ofproto, p)]
-        if dp.id in self.core.pa.connected:
-            for port in ev.msg.body:
-                self.core.pa.port_changed(dp.id, port.port_no, _live(dp.ofproto, port))
-            return
-        msgs = self.core.pa.switch_up(dp.id, live)
-        self._send_all(dp.id, msgs)
-        if msgs:  # a switch of the topology: its lightpath entries are reconciled
-            hub.spawn(self._reconcile, dp.id)
-            # The last switch back after a start: fibres still down get their lightpaths
-            # restored (they never changed state in this process).
-            self.core.check_after_start()
+        self.core.port_description(dp.id, {p.port_no: _live(dp.ofproto, p) for p in ev.msg.body})
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPGroupDescStatsReply],
                 MAIN_DISPATCHER)
     def _stats_reply(self, ev: Any) -> None:
         msg = ev.msg
         more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
-        self.core.reconciler.on_stats_reply(msg.datapath.id, msg.xid, msg.body, more)
+        self.core.stats_reply(msg.datapath.id, msg.xid, msg.body, more)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev: Any) -> None:
         msg = ev.msg
         dp = msg.datapath
         live = msg.reason != dp.ofproto.OFPPR_DELETE and _live(dp.ofproto, msg.desc)
-        self.core.pa.port_changed(dp.id, msg.desc.port_no, live)
+        self.core.port_status(dp.id, msg.desc.port_no, live)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
         msg = ev.msg
-        in_port = msg.match.get("in_port")
-        reply = flows.arp_reply(msg.data, in_port,
-                                lambda ip: host_mac(ip, self.core.topology))
-        if reply is not None:
-            self._send_all(msg.datapath.id, [reply])
+        self.core.packet_in(msg.datapath.id, msg.match.get("in_port"), msg.data)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier_reply(self, ev: Any) -> None:
-        self.core.installer.on_barrier_reply(ev.msg.datapath.id, ev.msg.xid)
+        self.core.barrier_reply(ev.msg.datapath.id, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:
-        msg = ev.msg
-        if self.core.reconciler.on_error(msg.datapath.id, msg.xid, msg):
-            return
-        if not self.core.installer.on_error(msg.datapath.id, msg.xid, msg):
-            LOG.warning("OpenFlow error from %s (xid %s): type %s code %s", msg.datapath.id,
-                        msg.xid, msg.type, msg.code)
+        self.core.error(ev.msg.datapath.id, ev.msg.xid, ev.msg)
 
     # -- LLDP discovery ---------------------------------------------------------------------
 
     @set_ev_cls(topo_event.EventLinkAdd)
     def _link_add(self, ev: Any) -> None:
         link = ev.link
-        self.core.pa.lldp_link((link.src.dpid, link.src.port_no),
-                               (link.dst.dpid, link.dst.port_no), True)
+        self.core.link_discovered((link.src.dpid, link.src.port_no),
+                                  (link.dst.dpid, link.dst.port_no))
 
     @set_ev_cls(topo_event.EventLinkDelete)
     def _link_delete(self, ev: Any) -> None:
         link = ev.link
-        self.core.pa.lldp_link((link.src.dpid, link.src.port_no),
-                               (link.dst.dpid, link.dst.port_no), False)
+        self.core.link_lost((link.src.dpid, link.src.port_no), (link.dst.dpid, link.dst.port_no))
 
     def _discovery_loop(self) -> None:
         """Raise alarms for fibres LLDP has not confirmed within the grace period."""
         while True:
             hub.sleep(self.settings.discovery_grace)
             try:
-                self.core.check_after_start(force=True)  # some switch never came back
-                self.core.pa.check_discovery()
+                self.core.discovery_check()
             except Exception:  # noqa: BLE001 - keep discovering; the error is logged
                 LOG.exception("discovery check failed")
                 self.core.on_handler_failure("discovery")

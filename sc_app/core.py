@@ -1,26 +1,32 @@
 """The Service Controller's parts wired together, without Ryu.
 
 `ScCore` owns TED, SA-PCE, DBM, PA, flow reconciliation, SA, NRAE access,
-alarms, events and metrics for one topology. The Ryu application (`sc_app.app`) feeds it OpenFlow
-events and gives it a transport to the switches; tests give it a fake one.
+alarms, events and metrics for one topology. The Ryu application (`sc_app.app`) gives it
+a transport to the switches and calls one method per OpenFlow event (`switch_connecting`,
+`port_description`, `switch_disconnected`, `port_status`, `barrier_reply`, `error`,
+`stats_reply`, `link_discovered`, `link_lost`, `packet_in`), as Faucet's shim calls only
+its valve's; what an event means for PA, the installer, reconciliation and restoration,
+and in which order, is decided here. Tests give it a fake transport.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import eventlet
+from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from sc_app import flows, nrae
 from sc_app.dbm import Database
 from sc_app.events import EventBus
-from sc_app.installer import FlowInstaller, Transport
-from sc_app.lightpath import DOWN, UP
+from sc_app.installer import FlowInstaller, SwitchUnreachable, Transport
+from sc_app.lightpath import DOWN, UP, host_mac
 from sc_app.metrics import ScMetrics
 from sc_app.pa import Alarms, ProvisioningAgent
 from sc_app.pce import PCE
-from sc_app.reconcile import CookieTracker, Reconciler
+from sc_app.reconcile import READ_REQUESTS, CookieTracker, Reconciler
 from sc_app.restoration import Restorer
 from sc_app.sa import ServiceAgent
 from sc_app.ted import TED
@@ -43,6 +49,10 @@ class ScCore:
                  spawn: Callable[[Callable[[], None]], Any] = eventlet.spawn):
         os.makedirs(state_dir, exist_ok=True)
         self.topology = topology
+        self.transport = transport
+        self.spawn = spawn
+        #: The reconciliation started when each switch last connected (a green thread).
+        self.reconciliations: dict[int, Any] = {}
         self.ac_tokens = dict(ac_tokens)
         self.event_keepalive = event_keepalive
         self.metrics = ScMetrics()
@@ -73,6 +83,108 @@ class ScCore:
         LOG.info("SC ready: topology %s (%d nodes, %d links), %d lightpath(s) restored",
                  topology.name, len(topology.nodes), len(topology.links),
                  len(self.service.lightpaths))
+
+    # -- OpenFlow events (the Ryu app calls these and nothing else of the core) ------------
+
+    def switch_connecting(self, dpid: int) -> None:
+        """A switch's OpenFlow channel is up: ask for its ports (`port_description`)."""
+        self._send(dpid, [parser.OFPPortDescStatsRequest(None, 0)])
+
+    def port_description(self, dpid: int, ports: Mapping[int, bool]) -> list[Any]:
+        """A switch's ports (number -> live): it connects (`switch_connected`) the first
+        time; later descriptions only update its ports. The messages sent to it."""
+        if dpid in self.pa.connected:
+            for port, live in ports.items():
+                self.port_status(dpid, port, live)
+            return []
+        return self.switch_connected(dpid, [port for port, live in ports.items() if live])
+
+    def switch_connected(self, dpid: int, live_ports: Iterable[int]) -> list[Any]:
+        """A switch connected with these ports live: its base entries are sent, then its
+        lightpath entries reconciled (in their own green thread); the last switch back
+        after a start has the lightpaths restored. The messages sent (none for a switch
+        that is not in the topology)."""
+        msgs = self.pa.switch_up(dpid, live_ports)
+        self._send(dpid, msgs)
+        if msgs:
+            self.reconciliations[dpid] = self.spawn(functools.partial(self._reconcile, dpid))
+            # Fibres still down then never changed state in this process: their
+            # lightpaths are restored now.
+            self.check_after_start()
+        return msgs
+
+    def switch_disconnected(self, dpid: int) -> None:
+        """A switch's OpenFlow channel is gone: what waits on it fails, then PA holds it."""
+        self.installer.on_switch_down(dpid)
+        self.reconciler.on_switch_down(dpid)
+        self.pa.switch_down(dpid)
+
+    def port_status(self, dpid: int, port: int, live: bool) -> None:
+        """A port of a switch went up or down."""
+        self.pa.port_changed(dpid, port, live)
+
+    def barrier_reply(self, dpid: int, xid: int) -> None:
+        """A switch answered a barrier."""
+        self.installer.on_barrier_reply(dpid, xid)
+
+    def error(self, dpid: int, xid: int, msg: Any) -> bool:
+        """A switch answered OFPT_ERROR; False (and logged) when nothing waited for it."""
+        if self.reconciler.on_error(dpid, xid, msg) or self.installer.on_error(dpid, xid, msg):
+            return True
+        LOG.warning("OpenFlow error from %s (xid %s): type %s code %s", dpid, xid,
+                    getattr(msg, "type", "?"), getattr(msg, "code", "?"))
+        return False
+
+    def stats_reply(self, dpid: int, xid: int, body: list[Any], more: bool) -> None:
+        """A flow stats or group description reply (``more``: parts follow)."""
+        self.reconciler.on_stats_reply(dpid, xid, body, more)
+
+    def link_discovered(self, src: tuple[int, int], dst: tuple[int, int]) -> None:
+        """LLDP saw a link from (dpid, port) to (dpid, port)."""
+        self.pa.lldp_link(src, dst, True)
+
+    def link_lost(self, src: tuple[int, int], dst: tuple[int, int]) -> None:
+        """LLDP no longer sees a link from (dpid, port) to (dpid, port)."""
+        self.pa.lldp_link(src, dst, False)
+
+    def packet_in(self, dpid: int, in_port: Optional[int], data: bytes) -> Optional[Any]:
+        """A packet a switch sent up: an ARP request for a known host is answered (the
+        reply sent is returned); anything else is dropped, never flooded."""
+        reply = flows.arp_reply(data, in_port, lambda ip: host_mac(ip, self.topology))
+        if reply is not None:
+            self._send(dpid, [reply])
+        return reply
+
+    def discovery_check(self) -> list[str]:
+        """The discovery period is over: the check after start is made even if a switch never
+        came back, and fibres LLDP has not seen are alarms (returned)."""
+        self.check_after_start(force=True)
+        return self.pa.check_discovery()
+
+    def resync(self, dpid: int) -> int:
+        """Re-send a switch its base entries and reconcile its lightpath entries (waits);
+        the number of messages sent (with the flow stats and group description requests)."""
+        base = list(flows.base_flows())
+        self._send(dpid, base)
+        return len(base) + READ_REQUESTS + self.reconciler.reconcile(dpid).messages
+
+    def _reconcile(self, dpid: int) -> None:
+        """Reconcile a switch that connected (its own green thread); a failure is logged."""
+        try:
+            self.reconciler.reconcile(dpid)
+        except Exception:  # noqa: BLE001 - the switch keeps its entries; logged
+            LOG.exception("reconciliation of switch %s failed", dpid)
+            self.on_handler_failure("reconcile")
+
+    def _send(self, dpid: int, msgs: list[Any]) -> None:
+        for msg in msgs:
+            try:
+                self.transport.send(dpid, msg)
+            except SwitchUnreachable:
+                LOG.warning("switch %s went away while being programmed", dpid)
+                return
+
+    # -- state --------------------------------------------------------------------------------
 
     def expected_flows(self, dpid: int) -> dict[int, list[Any]]:
         """Cookie -> the messages each settled (up or down) lightpath needs on switch ``dpid``

@@ -28,7 +28,6 @@ class SmiController(JsonController):
     def __init__(self, req: Request, link: Any, data: dict[str, Any], **config: Any):
         super().__init__(req, link, data, **config)
         self.core = data["core"]
-        self.send_resync = data["resync"]
         self.tokens = data.get("smi_tokens") or {}
 
     def on_handler_failure(self, name: str) -> None:
@@ -110,7 +109,7 @@ class SmiController(JsonController):
             raise ApiError(404, "not-found", f"no switch with dpid {dpid}")
         if number not in self.core.pa.connected:
             raise ApiError(409, "switch-unreachable", f"switch {dpid} is not connected")
-        sent = self.send_resync(number)
+        sent = self.core.resync(number)
         return json_response({"dpid": number, "messages": sent})
 
     @route("smi-lightpaths", PREFIX + "/lightpaths", methods=["GET"])

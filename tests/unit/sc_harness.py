@@ -4,8 +4,9 @@
   applied to the fake flow tables, and barrier replies and OFPT_ERRORs come back through the
   installer's handlers from another green thread, as Ryu delivers them. A switch can be absent
   (no datapath), silent (never answers) or refuse flow entries with an error.
-- `make_sc` builds a `ScCore` with its state in a temporary directory, connects every switch as
-  the Ryu app would (port description -> PA -> base entries) and registers the REST controllers
+- `make_sc` builds a `ScCore` with its state in a temporary directory, connects every switch
+  through the core's OpenFlow event methods as the Ryu app does (`ScCore.switch_connected`:
+  base entries, reconciliation; `link_discovered`) and registers the REST controllers
   on a `WSGIApplication` the way ``sc_app.app`` does, so `Client` requests go through Ryu's
   router with WebOb (``Request.blank(...).get_response(wsgi)``).
 - `Sc` answers behavioural questions: does IPv4 from one host reach another, what do the TED,
@@ -34,13 +35,12 @@ ensure_eventlet_compat()  # ryu.app.wsgi imports eventlet.wsgi.ALREADY_HANDLED
 from ryu.app.wsgi import WSGIApplication  # noqa: E402
 
 from fake_of13 import FakeNetwork, OFError, Packet, Trace, ipv4  # noqa: E402
-from sc_app import flows  # noqa: E402
 from sc_app.alto_api import AltoController, alto_data  # noqa: E402
 from sc_app.asi import AsiController  # noqa: E402
 from sc_app.core import ScCore  # noqa: E402
 from sc_app.installer import FlowInstaller, SwitchUnreachable  # noqa: E402
 from sc_app.lightpath import resolve_endpoint  # noqa: E402
-from sc_app.reconcile import READ_REQUESTS, Reconciler  # noqa: E402
+from sc_app.reconcile import Reconciler  # noqa: E402
 from sc_app.smi import NotFoundController, SmiController  # noqa: E402
 from topologies.loader import load  # noqa: E402
 from topologies.model import DC_PORT, USER_PORT, Topology  # noqa: E402
@@ -203,15 +203,14 @@ def all_ports(topology: Topology, node_id: str) -> list[int]:
     return [USER_PORT, DC_PORT] + fibre_ports(topology, node_id)
 
 
-def register_controllers(wsgi: WSGIApplication, core: ScCore, resync: Any,
+def register_controllers(wsgi: WSGIApplication, core: ScCore,
                          smi_tokens: Optional[dict[str, str]] = None,
                          alto_auth: str = "ac-tokens") -> None:
     """Register the REST controllers as ``ServiceController.__init__`` does (same order, data).
 
     test_sc_app checks that the app's own mapper ends up with the same routes.
     """
-    data = {"core": core, "resync": resync, "smi_tokens": smi_tokens or {},
-            **alto_data(core, alto_auth)}
+    data = {"core": core, "smi_tokens": smi_tokens or {}, **alto_data(core, alto_auth)}
     wsgi.register(AsiController, data)
     wsgi.register(SmiController, data)
     wsgi.register(AltoController, data)
@@ -241,16 +240,14 @@ class Sc:
 
     def connect(self, node_id: str, ports: Optional[list[int]] = None,
                 discover: bool = True) -> list[Any]:
-        """Switch ``node_id`` connects (all ports live unless given): PA's messages are sent."""
+        """Switch ``node_id`` connects (all ports live unless given), as the Ryu app has the
+        core handle it; returns when its reconciliation is over. The base messages sent."""
         dpid = self.dpid(node_id)
         self.transport.absent.discard(dpid)
         live = all_ports(self.topology, node_id) if ports is None else ports
-        msgs = self.core.pa.switch_up(dpid, live)
-        for msg in msgs:
-            self.transport.send(dpid, msg)
-        if msgs:  # then its lightpath entries are reconciled, as the Ryu app does
-            self.core.reconciler.reconcile(dpid)
-            self.core.check_after_start()
+        msgs = self.core.switch_connected(dpid, live)
+        if msgs:
+            self.core.reconciliations[dpid].wait()
         if discover:
             self.discover_links()
         return msgs
@@ -267,23 +264,14 @@ class Sc:
             a = (self.dpid(link.a), link.a_port)
             b = (self.dpid(link.b), link.b_port)
             if a[0] in self.core.pa.connected and b[0] in self.core.pa.connected:
-                self.core.pa.lldp_link(a, b, True)
-                self.core.pa.lldp_link(b, a, True)
+                self.core.link_discovered(a, b)
+                self.core.link_discovered(b, a)
 
     def disconnect(self, node_id: str) -> None:
         """Switch ``node_id``'s connection drops, as the Ryu app handles DEAD_DISPATCHER."""
         dpid = self.dpid(node_id)
         self.transport.absent.add(dpid)
-        self.core.installer.on_switch_down(dpid)
-        self.core.reconciler.on_switch_down(dpid)
-        self.core.pa.switch_down(dpid)
-
-    def resync(self, dpid: int) -> int:
-        """What ``ServiceController.resync`` does: base entries, then reconciliation."""
-        msgs = flows.base_flows()
-        for msg in msgs:
-            self.transport.send(dpid, msg)
-        return len(msgs) + READ_REQUESTS + self.core.reconciler.reconcile(dpid).messages
+        self.core.switch_disconnected(dpid)
 
     # -- REST -------------------------------------------------------------------------------
 
@@ -360,7 +348,7 @@ def make_sc(state_dir: str, topology: str = "ring", tokens: Optional[dict[str, s
     transport.installer = core.installer
     transport.reconciler = core.reconciler
     sc = Sc(core, net, transport, WSGIApplication())
-    register_controllers(sc.wsgi, core, sc.resync, smi_tokens, alto_auth)
+    register_controllers(sc.wsgi, core, smi_tokens, alto_auth)
     if connect:
         sc.connect_all()
     return sc

@@ -348,6 +348,43 @@ def test_dead_switch_goes_down_and_can_no_longer_be_sent_to(rig):
     assert (smi.status, smi.json["error"]) == (409, "switch-unreachable")
 
 
+def test_a_dead_switch_is_torn_down_by_the_core_in_the_order_the_app_had(rig, monkeypatch):
+    """What waits on the switch fails first (installs, then reconciliation's reads), then PA
+    takes it out of reach: its TED changes, and the restoration they queue, come last."""
+    rig.connect_all()
+    core, calls = rig.app.core, []
+    for part, name in ((core.installer, "on_switch_down"), (core.reconciler, "on_switch_down"),
+                       (core.pa, "switch_down")):
+        def recording(dpid, _part=part, _name=name, _real=getattr(part, name)):
+            calls.append((type(_part).__name__, _name, dpid))
+            return _real(dpid)
+        monkeypatch.setattr(part, name, recording)
+    state_change(rig.app, rig.dps[4], DEAD_DISPATCHER)
+    assert calls == [("FlowInstaller", "on_switch_down", 4), ("Reconciler", "on_switch_down", 4),
+                     (type(core.pa).__name__, "switch_down", 4)]
+
+
+def test_the_app_calls_only_the_cores_own_methods():
+    """No handler reaches into the core's parts (``self.core.pa.x``): one facade per event."""
+    import ast
+    import inspect
+
+    import sc_app.app
+
+    tree = ast.parse(inspect.getsource(sc_app.app))
+    core_attrs = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                  and isinstance(node.value, ast.Attribute) and node.value.attr == "core"
+                  and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"]
+    used = {node.attr for node in core_attrs}
+    reached_into = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                    and node.value in core_attrs]
+    assert reached_into == []
+    assert used <= {"switch_connecting", "port_description", "switch_disconnected",
+                    "port_status", "barrier_reply", "error", "stats_reply", "link_discovered",
+                    "link_lost", "packet_in", "discovery_check", "on_handler_failure", "close",
+                    "topology"}, used
+
+
 def test_a_stale_dead_event_does_not_drop_the_new_connection(rig):
     old = rig.connect("0")
     new = rig.connect("0")
@@ -371,7 +408,7 @@ def test_a_switch_that_is_closing_is_unreachable(rig):
     dp.send_msg = types.MethodType(lambda self, msg: False, dp)
     with pytest.raises(SwitchUnreachable):
         rig.app.send(1, parser.OFPBarrierRequest(None))
-    rig.app._send_all(1, [parser.OFPBarrierRequest(None)])  # logged, not raised
+    rig.app.core.switch_connecting(1)  # its port description request: logged, not raised
 
 
 def test_close_stops_the_discovery_loop_and_the_database(state_dir, tmp_path):
