@@ -37,17 +37,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from ac_app.asi_client import LIGHTPATHS
 from cso.emulation import invariants
 from cso.emulation import lab
 from cso.emulation import network as emulation
 from cso.bench.cli import machine, register
-from cso.bench.provision import AsiClient as Client
-from cso.bench.provision import Answer, at_least, interrupt, latency_summary
+from cso.bench.provision import at_least, interrupt, latency_summary
 from cso.emulation.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger
+from cso_base.http import Answer, Connection
 from topologies.loader import load
 
 REQUESTS = "/uai/v1/requests"
-LIGHTPATHS = "/asi/v1/lightpaths"
 MANAGER = lab.DEMO_USERS["demo-manager"][1]
 USERS = [lab.DEMO_USERS[name][1] for name in ("demo-user", "other-user")]
 ASI_ACS = list(lab.DEMO_TOKENS.items())  # (AC name, token); demo-ac is the AC's own
@@ -95,7 +95,7 @@ class Recorder:
 
 def not_sent(answer: Answer) -> bool:
     """True when the request never reached the server (the connection was refused)."""
-    return answer.status == 0 and str(answer.body).startswith("ConnectionRefusedError")
+    return answer.status == 0 and answer.text.startswith("ConnectionRefusedError")
 
 
 class _Worker(threading.Thread):
@@ -104,7 +104,7 @@ class _Worker(threading.Thread):
     def __init__(self, name: str, port: int, token: str, rng: random.Random,
                  recorder: Recorder, timeout: float):
         super().__init__(name=name, daemon=True)
-        self.client = Client("127.0.0.1", port, token=token, timeout=timeout)
+        self.client = Connection(f"http://127.0.0.1:{port}", token, timeout)
         self.rng = rng
         self.recorder = recorder
         self.ledger = Ledger()
@@ -112,10 +112,12 @@ class _Worker(threading.Thread):
         self.stopping = threading.Event()
         self.error: Optional[BaseException] = None
 
-    def call(self, kind: str, method: str, path: str, body: Any = None) -> Answer:
-        """One request, recorded (a refused connection is retried by the next step, a little
-        later: the server is down, e.g. being restarted)."""
-        answer = self.client.call(method, path, body)
+    def call(self, kind: str, method: str, path: str, body: Any = None,
+             token: Optional[str] = None) -> Answer:
+        """One request (with the client's token unless given), recorded (a refused connection
+        is retried by the next step, a little later: the server is down, e.g. being
+        restarted)."""
+        answer = self.client.request(method, path, body, token=token)
         self.recorder.add(kind, f"{method} {path} {body or ''}".strip(), answer)
         if not_sent(answer):
             time.sleep(0.05)
@@ -141,7 +143,6 @@ class UaiUser(_Worker):
     def __init__(self, name: str, port: int, token: str, rng: random.Random,
                  recorder: Recorder, timeout: float, sources: Sequence[str], max_held: int):
         super().__init__(name, port, token, rng, recorder, timeout)
-        self.token = token
         self.sources = list(sources)
         self.max_held = max_held
         self.held: list[str] = []
@@ -170,7 +171,7 @@ class UaiUser(_Worker):
         else:
             body.update(type="vod", content=f"movie-{self.rng.randint(1, 9)}")
         answer = self.call(f"uai-post-{body['type']}", "POST", REQUESTS, body)
-        rid = answer.body.get("id") if isinstance(answer.body, dict) else None
+        rid = answer.json.get("id") if isinstance(answer.json, dict) else None
         if answer.status == 201:
             self.ledger.uai[rid] = HELD
             self.held.append(rid)
@@ -197,19 +198,16 @@ class UaiUser(_Worker):
         """List its user's requests: every one this client was given must be there."""
         answer = self.call("uai-list", "GET", REQUESTS)
         if answer.status == 200:
-            listed = {r["id"] for r in answer.body["requests"]}
+            listed = {r["id"] for r in answer.json["requests"]}
             lost = sorted(set(self.ledger.uai) - listed)
             if lost:
                 self.recorder.fail("uai-list", f"GET {REQUESTS}", f"missing: {lost}")
 
     def accounting(self) -> None:
         """Read the accounting: its user's, or everyone's as the provider manager."""
-        if self.rng.random() < 0.5:
-            self.client.headers["Authorization"] = f"Bearer {MANAGER}"
-        try:
-            self.call("uai-accounting", "GET", "/uai/v1/accounting")
-        finally:
-            self.client.headers["Authorization"] = f"Bearer {self.token}"
+        manager = self.rng.random() < 0.5
+        self.call("uai-accounting", "GET", "/uai/v1/accounting",
+                  token=MANAGER if manager else None)
 
 
 class AsiAc(_Worker):
@@ -241,8 +239,8 @@ class AsiAc(_Worker):
         answer = self.call("asi-post", "POST", LIGHTPATHS,
                            {"src": src, "dst": dst, "service_type": "vod"})
         if answer.status == 201:
-            self.held[answer.body["id"]] = (src, dst)
-            self.ledger.asi_held[self.ac].add(answer.body["id"])
+            self.held[answer.json["id"]] = (src, dst)
+            self.ledger.asi_held[self.ac].add(answer.json["id"])
 
     def teardown(self, lp_id: str) -> None:
         """Tear one of its lightpaths down (kept as held unless the SC confirms)."""

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import http.client
-import json
 import math
 import os
 import random
@@ -45,14 +43,15 @@ from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequenc
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ac_app.asi_client import LIGHTPATHS, AsiClient
 from cso.emulation import lab
 from cso.emulation import network as emulation
 from cso.bench.cli import machine, percentile, register
 from cso.emulation.network import HostPlan
+from cso_base import http
 from topologies.loader import TopologyError, load
 
 TOKEN = "demo-ac-token"
-LIGHTPATHS = "/asi/v1/lightpaths"
 HISTOGRAM = "cso_provisioning_seconds"
 #: Targets of issue 3 (and DESIGN §9's definition of provisioning latency).
 TARGET_MEDIAN_MS = 20.0
@@ -233,65 +232,10 @@ def parse_histogram(text: str, name: str = HISTOGRAM) -> Histogram:
 
 # -- the client -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP exchange: status (0 when no answer), parsed body, seconds it took."""
-
-    status: int
-    body: Any
-    seconds: float
-
-    def why(self) -> str:
-        """``status error: reason`` of a refusal, for counting refusals by cause."""
-        if self.status == 0:
-            return f"no answer: {self.body}"
-        if isinstance(self.body, dict):
-            return f"{self.status} {self.body.get('error', '?')}: {self.body.get('reason', '')}"
-        return f"{self.status}: {str(self.body)[:80]}"
-
-
-class AsiClient:
-    """An AC's ASI client over one kept-alive HTTP/1.1 connection (one per thread)."""
-
-    def __init__(self, host: str, port: int, token: str = TOKEN, timeout: float = 10.0):
-        self.host, self.port, self.timeout = host, port, timeout
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.conn: Optional[http.client.HTTPConnection] = None
-
-    def call(self, method: str, path: str, body: Any = None) -> Answer:
-        """One request; a broken connection is an answer with status 0 (never retried,
-        since a POST may have been served) and is reopened for the next call."""
-        data = None if body is None else json.dumps(body).encode()
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        start = time.perf_counter()
-        try:
-            self.conn.request(method, path, body=data, headers=self.headers)
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            return Answer(0, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
-        seconds = time.perf_counter() - start
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        return Answer(resp.status, parsed, seconds)
-
-    def establish(self, src: str, dst: str) -> Answer:
-        """POST a lightpath between two host addresses."""
-        return self.call("POST", LIGHTPATHS, {"src": src, "dst": dst, "service_type": "vod"})
-
-    def teardown(self, lp_id: str) -> Answer:
-        """DELETE a lightpath."""
-        return self.call("DELETE", f"{LIGHTPATHS}/{lp_id}")
-
-    def close(self) -> None:
-        """Close the connection (reopened by the next call)."""
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+def asi_client(base_url: str, timeout: float = 10.0, token: str = TOKEN) -> AsiClient:
+    """The AC's ASI client over one kept-alive HTTP/1.1 connection (one per client thread):
+    each answer timed, no answer an answer with status 0, never retried."""
+    return AsiClient(base_url, token, timeout, send=http.Connection(base_url, token, timeout))
 
 
 @dataclass
@@ -332,12 +276,12 @@ def cycle(client: AsiClient, pairs: Sequence[Pair], count: int, ip: Mapping[str,
                 time.sleep(-late)
                 late = 0.0
         tally.requests += 1
-        made = client.establish(ip[user], ip[dc])
+        made = client.post_lightpath(ip[user], ip[dc], "vod")
         if made.status != 201:
             tally.refused[made.why()] += 1
             continue
         tally.establish_s.append(made.seconds + late)
-        gone = client.teardown(made.body["id"])
+        gone = client.delete_lightpath(made.json["id"])
         if gone.status == 200:
             tally.teardown_s.append(gone.seconds)
         else:
@@ -485,7 +429,7 @@ def measure(sc: lab.ScRun, shares: Sequence[Sequence[Pair]], ip: Mapping[str, st
     counts = quotas(args.requests, args.concurrency)
 
     def client() -> AsiClient:
-        return AsiClient("127.0.0.1", sc.rest_port, timeout=args.timeout)
+        return asi_client(sc.url, args.timeout)
 
     def sequential() -> tuple[Tally, float]:
         one = client()

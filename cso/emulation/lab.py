@@ -138,20 +138,6 @@ class Process:
             return f"(no log: {exc})"
 
 
-@dataclass
-class Response:
-    """An HTTP answer: status, headers, raw body and the body parsed as JSON when it is."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        """The body parsed as JSON (raises ValueError when it is not)."""
-        return json.loads(self.body)
-
-
 class ScRun:
     """``cso sc --config-file <generated>`` with its own ports, state dir and log."""
 
@@ -196,11 +182,11 @@ class ScRun:
         return self
 
     def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
-                headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0) -> Response:
+                headers: Optional[Mapping[str, str]] = None,
+                timeout: float = 10.0) -> http.Answer:
         """One HTTP request to the SC; ``body`` is sent as JSON unless it is bytes/str."""
-        answer = http.request(method, self.url + path, body, token=token, headers=headers,
-                              timeout=timeout)
-        return Response(answer.status, dict(answer.headers), answer.body)
+        return http.request(method, self.url + path, body, token=token, headers=headers,
+                            timeout=timeout)
 
     def wait_discovered(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until every fibre is usable and confirmed by LLDP; the SMI links."""
@@ -260,10 +246,9 @@ class AcRun:
         return self
 
     def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
-                timeout: float = 30.0) -> Response:
+                timeout: float = 30.0) -> http.Answer:
         """One HTTP request to the AC."""
-        answer = http.request(method, self.url + path, body, token=token, timeout=timeout)
-        return Response(answer.status, dict(answer.headers), answer.body)
+        return http.request(method, self.url + path, body, token=token, timeout=timeout)
 
     def stop(self) -> Optional[int]:
         """Stop the AC."""

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from ac_app.asi_client import AsiClient, AsiError, AsiNetworkView, AsiUnreachable
+from ac_app.asi_client import LIGHTPATHS, AsiClient, AsiError, AsiNetworkView, AsiUnreachable
 from cso.simulation.network import PceNetworkView
 from ac_harness import AC_TOKEN, WsgiTransport
 from cso_base import http
@@ -64,6 +64,29 @@ def test_an_sc_that_does_not_answer_is_unreachable():
     client = AsiClient(f"http://127.0.0.1:{port}", AC_TOKEN, 1.0)
     with pytest.raises(AsiUnreachable):
         client.evaluate("0", ["1"])
+
+
+def test_over_a_kept_alive_connection_no_answer_is_unreachable_too():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    connection = http.Connection(url, AC_TOKEN, 1.0)
+    client = AsiClient(url, AC_TOKEN, 1.0, send=connection)
+    assert client.post_lightpath("10.1.0.1", "10.2.1.2", "vod").status == 0  # as it came
+    with pytest.raises(AsiUnreachable):
+        client.establish("10.1.0.1", "10.2.1.2", "vod")
+    client.close()
+    assert connection.conn is None
+
+
+def test_the_raw_answers_are_what_establish_and_teardown_read(asi):
+    made = asi.post_lightpath("10.1.0.1", "10.2.7.2", "vod", constraints={"max_hops": 3})
+    assert made.status == 201 and made.json["constraints"] == {"max_hops": 3}
+    refused = asi.post_lightpath("10.1.13.1", "10.2.1.2", "vod", constraints={"max_hops": 1})
+    assert refused.status == 409 and refused.why().startswith("409 no-path: hops-exceeded")
+    assert asi.delete_lightpath(made.json["id"]).status == 200
+    assert asi.delete_lightpath(made.json["id"]).status == 404
+    assert asi.call("GET", LIGHTPATHS)["lightpaths"] == []
 
 
 def answering(status, raw):

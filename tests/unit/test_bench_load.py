@@ -6,6 +6,7 @@ The snapshot is built with the AC's own JSON code (`ac_app.uai.request_json`,
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -15,8 +16,8 @@ from ac_app.uai import request_json
 from cso.emulation import invariants
 from cso.bench import load as bench_load
 from cso.bench.cli import benchmarks, main, parser
-from cso.bench.provision import Answer
 from cso.emulation.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger, Snapshot
+from cso_base.http import Answer
 
 NOW = 1_700_000_100.0
 LP1, LP9, LP5 = "0x4c50000000000001", "0x4c50000000000009", "0x4c50000000000005"
@@ -251,13 +252,18 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert "usage: cso bench" in capsys.readouterr().err
 
 
+def answer(status: int, data: Any, seconds: float) -> Answer:
+    """A timed JSON answer, as `cso_base.http.Connection` gives."""
+    return Answer(status, {}, json.dumps(data).encode(), seconds)
+
+
 def test_the_recorder_counts_5xx_no_answer_and_the_unexpected_as_failures():
     rec = bench_load.Recorder()
-    rec.add("uai-post-vm", "POST", Answer(201, {"id": "req-1"}, 0.1))
-    rec.add("uai-post-vm", "POST", Answer(409, {"error": "refused"}, 0.2))
-    rec.add("uai-post-vm", "POST", Answer(503, {"error": "unavailable", "reason": "x"}, 0.3))
-    rec.add("asi-delete", "DELETE", Answer(0, "ConnectionResetError: x", 1.0))
-    rec.add("uai-get", "GET", Answer(404, {"error": "not-found"}, 0.01))
+    rec.add("uai-post-vm", "POST", answer(201, {"id": "req-1"}, 0.1))
+    rec.add("uai-post-vm", "POST", answer(409, {"error": "refused"}, 0.2))
+    rec.add("uai-post-vm", "POST", answer(503, {"error": "unavailable", "reason": "x"}, 0.3))
+    rec.add("asi-delete", "DELETE", Answer.unanswered("ConnectionResetError: x", 1.0))
+    rec.add("uai-get", "GET", answer(404, {"error": "not-found"}, 0.01))
     rec.fail("uai-list", "GET", "missing: ['req-1']")
     assert [(f["kind"], f["status"]) for f in rec.failures] == [
         ("uai-post-vm", 503), ("asi-delete", 0), ("uai-get", 404), ("uai-list", None)]
@@ -277,8 +283,9 @@ def test_asi_clients_use_addresses_no_uai_user_has():
 
 
 @pytest.mark.parametrize("answer, sent", [
-    (Answer(0, "ConnectionRefusedError: [Errno 111] Connection refused", 0.001), False),
-    (Answer(0, "RemoteDisconnected: Remote end closed connection without response", 0.2), True),
-    (Answer(0, "TimeoutError: timed out", 15.0), True), (Answer(503, {}, 0.1), True)])
+    (Answer.unanswered("ConnectionRefusedError: [Errno 111] Connection refused", 0.001), False),
+    (Answer.unanswered("RemoteDisconnected: Remote end closed connection without response",
+                       0.2), True),
+    (Answer.unanswered("TimeoutError: timed out", 15.0), True), (answer(503, {}, 0.1), True)])
 def test_only_a_refused_connection_is_known_not_to_have_been_sent(answer, sent):
     assert bench_load.not_sent(answer) is not sent

@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 from cso.bench import provision as bp
 from cso.bench.cli import benchmarks, main, parser
 from cso.emulation.network import HostPlan
+from cso_base import http
 from sc_app.metrics import ScMetrics
 
 
@@ -173,6 +174,11 @@ def test_histogram_edge_cases():
 
 # -- the client loop ----------------------------------------------------------------------
 
+def answer(status: int, data: Any, seconds: float) -> http.Answer:
+    """A timed JSON answer, as an `http.Connection` gives."""
+    return http.Answer(status, {}, json.dumps(data).encode(), seconds)
+
+
 class FakeClient:
     """Answers like the SC: 201 with an id, or a refusal for chosen destinations."""
 
@@ -183,19 +189,20 @@ class FakeClient:
         self.closed = False
         self.serial = 0
 
-    def establish(self, src: str, dst: str) -> bp.Answer:
+    def post_lightpath(self, src: str, dst: str, service_type: str) -> http.Answer:
         self.calls.append(("POST", f"{src}->{dst}"))
+        assert service_type == "vod"
         if dst in self.refuse:
             status, code, reason = self.refuse[dst]
-            return bp.Answer(status, {"error": code, "reason": reason}, self.seconds)
+            return answer(status, {"error": code, "reason": reason}, self.seconds)
         self.serial += 1
-        return bp.Answer(201, {"id": f"lp-{self.serial}"}, self.seconds)
+        return answer(201, {"id": f"lp-{self.serial}"}, self.seconds)
 
-    def teardown(self, lp_id: str) -> bp.Answer:
+    def delete_lightpath(self, lp_id: str) -> http.Answer:
         self.calls.append(("DELETE", lp_id))
         if self.keep:
-            return bp.Answer(0, "ConnectionResetError: gone", 0.001)
-        return bp.Answer(200, {"id": lp_id, "state": "deleted"}, 0.002)
+            return http.Answer.unanswered("ConnectionResetError: gone", 0.001)
+        return answer(200, {"id": lp_id, "state": "deleted"}, 0.002)
 
     def close(self) -> None:
         self.closed = True
@@ -241,7 +248,7 @@ def test_concurrently_merges_every_clients_tally():
 
 def test_concurrently_reraises_a_client_failure():
     class Broken(FakeClient):
-        def establish(self, src: str, dst: str) -> bp.Answer:
+        def post_lightpath(self, src: str, dst: str, service_type: str) -> http.Answer:
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -329,23 +336,26 @@ def asi_server() -> Iterator[ThreadingHTTPServer]:
 
 
 def test_asi_client_keeps_its_connection_and_reports_refusals(asi_server):
-    client = bp.AsiClient("127.0.0.1", asi_server.server_address[1])
-    made = client.establish("10.1.0.1", "10.2.1.1")
-    again = client.establish("10.1.2.1", "10.2.1.1")
-    assert made.status == 201 == again.status and made.body["service_type"] == "vod"
+    url = f"http://127.0.0.1:{asi_server.server_address[1]}"
+    client = bp.asi_client(url)
+    made = client.post_lightpath("10.1.0.1", "10.2.1.1", "vod")
+    again = client.post_lightpath("10.1.2.1", "10.2.1.1", "vod")
+    assert made.status == 201 == again.status and made.json["service_type"] == "vod"
     assert made.seconds > 0
     assert len(asi_server.connections) == 1  # one kept-alive connection for both
-    refused = client.establish("10.1.0.1", "10.2.4.1")
+    refused = client.post_lightpath("10.1.0.1", "10.2.4.1", "vod")
     assert refused.status == 409 and refused.why() == "409 no-path: no-wavelength"
-    gone = client.teardown("lp-1")
-    assert gone.status == 200 and gone.body == {"id": "lp-1", "state": "deleted"}
+    gone = client.delete_lightpath("lp-1")
+    assert gone.status == 200 and gone.json == {"id": "lp-1", "state": "deleted"}
     client.close()
-    wrong = bp.AsiClient("127.0.0.1", asi_server.server_address[1], token="nope")
-    assert wrong.establish("10.1.0.1", "10.2.1.1").why() == "401 unauthorized: bad token"
+    wrong = bp.asi_client(url, token="nope")
+    assert wrong.post_lightpath("10.1.0.1", "10.2.1.1", "vod").why() == \
+        "401 unauthorized: bad token"
     wrong.close()
 
 
 def test_asi_client_without_a_server_answers_status_0():
     port = bp.lab.free_port()
-    answer = bp.AsiClient("127.0.0.1", port, timeout=1.0).establish("10.1.0.1", "10.2.1.1")
+    client = bp.asi_client(f"http://127.0.0.1:{port}", timeout=1.0)
+    answer = client.post_lightpath("10.1.0.1", "10.2.1.1", "vod")
     assert answer.status == 0 and answer.why().startswith("no answer: ConnectionRefusedError")
