@@ -18,7 +18,7 @@ from webob import Request, Response
 from cso_base.rest import ApiError, authenticate, json_body, json_response
 from cso_base.wire import (DIRECTORY, E_SYNTAX, ERROR, EVENT_STREAM, UPDATE_STREAM_PARAMS)
 from sc_app.alto import (COST_TYPES, NETWORK_MAP_ID, PREFIX, AltoError, AltoServer)
-from sc_app.alto_sse import UpdateStreams
+from sc_app.alto_updates import UpdateStreams
 from sc_app.rest_base import JsonController, answers, max_seconds_param
 
 AUTH_MODES = ("ac-tokens", "none")
@@ -148,7 +148,7 @@ class AltoController(JsonController):
     @route("alto-updates", PREFIX + "/updates", methods=["POST"])
     @alto_errors
     def updates(self, req: Request, **_kw: Any) -> Response:
-        """POST an update stream request: the answer is the stream (Server-Sent Events)."""
+        """POST an update stream request: the answer is the stream (text/event-stream)."""
         owner = self._principal(req)
         check_accept(req, EVENT_STREAM)
         max_seconds = max_seconds_param(req)

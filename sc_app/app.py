@@ -22,7 +22,7 @@ from sc_app import config
 from sc_app.alto_api import AltoController, alto_data
 from sc_app.asi import AsiController
 from sc_app.core import ScCore
-from sc_app.installer import SwitchUnreachable
+from sc_app.sci import SwitchUnreachable
 from sc_app.smi import NotFoundController, SmiController
 
 LOG = logging.getLogger("sc_app")

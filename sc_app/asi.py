@@ -16,7 +16,7 @@ from cso_base.rest import (ApiError, authenticate, error_response, handles_error
                            json_response, query_params, validate)
 from cso_base.wire import (CONSTRAINT_FIELDS, ESTABLISH_SCHEMA, EVALUATE_SCHEMA,
                            INVALID_CONSTRAINT, SAME_NODE, UNKNOWN_NODE)
-from sc_app.events import sse_stream
+from sc_app.events import event_stream
 from sc_app.nrae import VIEWS
 from sc_app.pce import ConstraintError, Constraints
 from sc_app.rest_base import JsonController, answers, max_seconds_param
@@ -135,7 +135,7 @@ class AsiController(JsonController):
     @route("asi-events", PREFIX + "/events", methods=["GET"])
     @handles_errors
     def events(self, req: Request, **_kw: Any) -> Response:
-        """GET: Server-Sent Events (alarms, lightpath state) for the caller."""
+        """GET: the event stream (alarms, lightpath state) for the caller."""
         owner = self._owner(req)
         query_params(req, ("max_seconds",))
         max_seconds = max_seconds_param(req)
@@ -148,5 +148,5 @@ class AsiController(JsonController):
         resp = Response(status=200)
         resp.headers["Content-Type"] = "text/event-stream"
         resp.headers["Cache-Control"] = "no-cache"
-        resp.app_iter = sse_stream(sub, self.core.event_keepalive, max_seconds)
+        resp.app_iter = event_stream(sub, self.core.event_keepalive, max_seconds)
         return resp

@@ -5,7 +5,7 @@ alarms, events and metrics for one topology. The Ryu application (`sc_app.app`) 
 a transport to the switches and calls one method per OpenFlow event (`switch_connecting`,
 `port_description`, `switch_disconnected`, `port_status`, `barrier_reply`, `error`,
 `stats_reply`, `link_discovered`, `link_lost`, `packet_in`), as Faucet's shim calls only
-its valve's; what an event means for PA, the installer, reconciliation and restoration,
+its valve's; what an event means for the PA, the SCI, reconciliation and restoration,
 and in which order, is decided here. Tests give it a fake transport.
 """
 from __future__ import annotations
@@ -21,14 +21,14 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from sc_app import flows, nrae
 from sc_app.dbm import Database
 from sc_app.events import EventBus
-from sc_app.installer import FlowInstaller, SwitchUnreachable, Transport
 from sc_app.lightpath import DOWN, UP, host_mac
 from sc_app.metrics import ScMetrics
-from sc_app.pa import Alarms, ProvisioningAgent
+from sc_app.pa import Alarms, ProtocolAgent
 from sc_app.pce import PCE
 from sc_app.reconcile import READ_REQUESTS, CookieTracker, Reconciler
 from sc_app.restoration import Restorer
 from sc_app.sa import ServiceAgent
+from sc_app.sci import FlowInstaller, SwitchUnreachable, Transport
 from sc_app.ted import TED
 from topologies.model import Topology
 
@@ -68,9 +68,9 @@ class ScCore:
         self.tracker = CookieTracker(self.installer)
         self.service = ServiceAgent(topology, self.pce, self.db, self.tracker, self.bus,
                                     self.metrics)
-        self.pa = ProvisioningAgent(topology, self.ted, self.alarms, self.metrics,
-                                    lambda: list(self.service.lightpaths.values()),
-                                    switch_hold=switch_hold)
+        self.pa = ProtocolAgent(topology, self.ted, self.alarms, self.metrics,
+                                lambda: list(self.service.lightpaths.values()),
+                                switch_hold=switch_hold)
         self.reconciler = Reconciler(transport, self.expected_flows, self.leave_cookie,
                                      timeout=barrier_timeout)
         dropped = self.service.restore()

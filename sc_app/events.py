@@ -1,4 +1,4 @@
-"""Event stream to Application Controllers (ASI ``/asi/v1/events``, Server-Sent Events).
+"""The event stream to Application Controllers (ASI ``/asi/v1/events``, text/event-stream).
 
 Alarms and lightpath state changes are published here; each AC subscribes
 and sees its own lightpaths' events plus network-wide alarms. A short history
@@ -37,11 +37,17 @@ class Event:
         """Whether ``principal`` may receive this event."""
         return self.owner is None or self.owner == principal
 
-    def sse(self) -> bytes:
+    def encode(self) -> bytes:
         """The event in the text/event-stream wire format."""
-        payload = json.dumps({"type": self.type, "time": self.time, **self.data},
-                             separators=(",", ":"))
-        return f"id: {self.id}\nevent: {self.type}\ndata: {payload}\n\n".encode("utf-8")
+        return stream_event(self.type, {"type": self.type, "time": self.time, **self.data},
+                            self.id)
+
+
+def stream_event(event: str, data: Any, event_id: Optional[int] = None) -> bytes:
+    """One event in the text/event-stream wire format (JSON data on one line)."""
+    payload = json.dumps(data, separators=(",", ":"))
+    head = "" if event_id is None else f"id: {event_id}\n"
+    return f"{head}event: {event}\ndata: {payload}\n\n".encode("utf-8")
 
 
 class Subscription:
@@ -117,8 +123,8 @@ class EventBus:
         return visible[-limit:]
 
 
-def sse_stream(sub: Subscription, heartbeat: float = 15.0,
-               max_seconds: Optional[float] = None) -> Iterator[bytes]:
+def event_stream(sub: Subscription, heartbeat: float = 15.0,
+                 max_seconds: Optional[float] = None) -> Iterator[bytes]:
     """Yield a subscription as text/event-stream chunks, with comment heartbeats.
 
     Closes the subscription when the client goes away (the WSGI server closes
@@ -136,7 +142,7 @@ def sse_stream(sub: Subscription, heartbeat: float = 15.0,
             if event is None:
                 yield b": keep-alive\n\n"
             else:
-                yield event.sse()
+                yield event.encode()
             eventlet.sleep(0)
     finally:
         sub.close()

@@ -1,12 +1,17 @@
-"""PA: the SC's view of the switches (CSO draft §3.2, SCI §7.3), as plain state.
+"""PA: the Protocol Agent (CSO draft §3.2, §5), as plain state.
 
-Turns OpenFlow facts — a switch connected or gone, its ports live or not,
-LLDP seeing a fibre — into TED state and alarms, and gives a (re)connecting
-switch its base entries (its lightpath entries are reconciled by
-`sc_app.reconcile`). A fibre is operationally up when both
-its switches are connected and both its ports are live; LLDP confirms the
-wiring, and a discovered link that is not the file's fibre is an alarm, never
-a crash.
+In the draft the PA drives the control plane's path set-up (RSVP signalling through the
+SCI) and receives its routing information (OSPF LSAs), which it hands to the DBM. Here
+the control plane is the switches' OpenFlow channels: the PA receives the routing
+information — a switch connected or gone, its ports live or not, LLDP seeing a fibre —
+and turns it into TED state and alarms, and it gives a (re)connecting switch its base
+entries. The paths themselves are set up through the SCI (`sc_app.sci`: barrier-confirmed
+flow entries instead of RSVP), and a (re)connecting switch's lightpath entries are
+reconciled by `sc_app.reconcile`.
+
+A fibre is operationally up when both its switches are connected and both its ports are
+live; LLDP confirms the wiring, and a discovered link that is not the file's fibre is an
+alarm, never a crash.
 
 A switch whose OpenFlow connection drops is *held* for ``switch_hold`` seconds
 before its fibres count as down: a fail-secure switch keeps forwarding on its
@@ -72,8 +77,8 @@ class Alarms:
             self.metrics.alarms.labels(kind=kind).set(count)
 
 
-class ProvisioningAgent:
-    """Switch, port and fibre state of the network, fed by OpenFlow events."""
+class ProtocolAgent:
+    """The draft's PA: switch, port and fibre state of the network, fed by OpenFlow events."""
 
     def __init__(self, topology: Topology, ted: TED, alarms: Alarms, metrics: ScMetrics,
                  lightpaths: Callable[[], Iterable[Lightpath]], switch_hold: float = 0.0,

@@ -42,8 +42,8 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from sc_app import flows
-from sc_app.installer import InstallResult, SwitchUnreachable, Transport
 from sc_app.lightpath import LIGHTPATH_COOKIE_TAG, LIGHTPATH_COOKIE_TAG_MASK, lightpath_cookie
+from sc_app.sci import InstallResult, SwitchUnreachable, Transport
 
 LOG = logging.getLogger(__name__)
 

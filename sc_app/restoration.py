@@ -42,12 +42,12 @@ from typing import Any, Callable, Mapping, Optional
 import eventlet
 
 from sc_app import flows
-from sc_app.installer import InstallResult
 from sc_app.lightpath import DOWN, UP, Lightpath
 from sc_app.metrics import ScMetrics
 from sc_app.pa import Alarms
 from sc_app.pce import Constraints, NoPath, Path
 from sc_app.sa import ServiceAgent
+from sc_app.sci import InstallResult
 from sc_app.ted import LINK_STATE, NODE_STATE, TED, TedEvent
 
 LOG = logging.getLogger(__name__)

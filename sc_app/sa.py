@@ -2,7 +2,7 @@
 
 Translates an AC's request (service type, endpoints, bandwidth, delay,
 jitter, hops, include/exclude) into SA-PCE constraints, reserves the route
-and wavelength, has PA install the flow entries (barrier-confirmed), records
+and wavelength, has the SCI install the flow entries (barrier-confirmed), records
 the lightpath in the DBM and answers; any failure on the way gives back
 everything taken. A plain class: the Ryu app and the WSGI controllers only
 call it, so tests drive it with a fake installer. Restoration (`sc_app.restoration`)
@@ -22,12 +22,12 @@ from cso_base import wire
 from sc_app import flows
 from sc_app.dbm import Database
 from sc_app.events import EventBus
-from sc_app.installer import InstallResult
 from sc_app.lightpath import (DOWN, FAILED, INSTALLING, TEARING_DOWN, UP, Endpoint, EndpointError,
                               Lightpath, Protection, resolve_endpoint)
 from sc_app.metrics import ScMetrics
 from sc_app.pce import (NO_CONSTRAINTS, PCE, ConstraintError, Constraints, NoPath, Path,
                         PathPair)
+from sc_app.sci import InstallResult
 from sc_app.ted import TedError
 from topologies.model import Topology
 
@@ -87,7 +87,7 @@ class SaError(Exception):
 
 
 class Installer(Protocol):
-    """What SA needs from PA's flow installer (sc_app.installer.FlowInstaller)."""
+    """What the SA needs from the SCI's flow installer (`sc_app.sci.FlowInstaller`)."""
 
     def install(self, cookie: int, messages: dict[int, list],
                 timeout: Optional[float] = None) -> InstallResult: ...

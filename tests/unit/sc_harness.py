@@ -38,9 +38,9 @@ from fake_of13 import FakeNetwork, OFError, Packet, Trace, ipv4  # noqa: E402
 from sc_app.alto_api import AltoController, alto_data  # noqa: E402
 from sc_app.asi import AsiController  # noqa: E402
 from sc_app.core import ScCore  # noqa: E402
-from sc_app.installer import FlowInstaller, SwitchUnreachable  # noqa: E402
 from sc_app.lightpath import resolve_endpoint  # noqa: E402
 from sc_app.reconcile import Reconciler  # noqa: E402
+from sc_app.sci import FlowInstaller, SwitchUnreachable  # noqa: E402
 from sc_app.smi import NotFoundController, SmiController  # noqa: E402
 from topologies.loader import load  # noqa: E402
 from topologies.model import DC_PORT, USER_PORT, Topology  # noqa: E402
@@ -386,7 +386,7 @@ def settle(sc: Sc, timeout: float = 5.0) -> None:
         eventlet.sleep(0.005)
 
 
-def sse_events(body: bytes) -> list[dict[str, Any]]:
+def stream_events(body: bytes) -> list[dict[str, Any]]:
     """The events of a text/event-stream body: ``{"id", "event", "data"}`` (comments skipped)."""
     events = []
     for block in body.decode("utf-8").split("\n\n"):

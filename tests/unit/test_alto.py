@@ -16,7 +16,7 @@ from cso_base.wire import (E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE, E_MISSIN
                            MERGE_PATCH, UPDATE_STREAM_CONTROL)
 from sc_app.alto import (COST_TYPES, PID_DOMAIN, PID_PROPERTY, AltoError, AltoServer, merge_patch,
                          site_pids, tag_of)
-from sc_app.alto_sse import UpdateStreams
+from sc_app.alto_updates import UpdateStreams
 from sc_app.pce import PCE
 from sc_app.ted import TED
 from topologies.loader import from_dict, load

@@ -15,7 +15,7 @@ from sc_app import config
 from cso_base.wire import (DIRECTORY, E_INVALID_FIELD_VALUE, E_MISSING_FIELD, E_SYNTAX, ERROR,
                            EVENT_STREAM, MERGE_PATCH, UPDATE_STREAM_CONTROL)
 from sc_app.alto import (COST_TYPES)
-from sc_harness import make_sc, sse_events, state_dir  # noqa: F401 (fixture)
+from sc_harness import make_sc, stream_events, state_dir  # noqa: F401 (fixture)
 
 NUM_RC = {"cost-mode": "numerical", "cost-metric": "routingcost"}
 COSTMAP = "application/alto-costmap+json"
@@ -214,7 +214,7 @@ def test_an_update_stream_tells_of_a_new_lightpath_without_polling(sc, ac):
     assert ac.post("/asi/v1/lightpaths", {"src": "10.1.0.1", "dst": "10.2.3.1"}).status == 201
     reply = watcher.wait()
     assert reply.status == 200 and exact_type(reply) == EVENT_STREAM
-    events = sse_events(reply.body)
+    events = stream_events(reply.body)
     kinds = [event["event"] for event in events]
     assert kinds == [UPDATE_STREAM_CONTROL, f"{COSTMAP},rc",
                      "application/alto-endpointcost+json,ecs", f"{MERGE_PATCH},rc",
@@ -240,7 +240,7 @@ def test_an_update_stream_is_controlled_through_its_control_uri(sc, ac):
                     content_type="application/alto-updatestreamparams+json")
     assert added.status == 204 and added.body == b""
     assert ac.post(control, {"remove": ["nm", "p"]}).status == 204
-    events = sse_events(watcher.wait().body)
+    events = stream_events(watcher.wait().body)
     assert [e["event"] for e in events] == [
         UPDATE_STREAM_CONTROL, "application/alto-networkmap+json,nm", UPDATE_STREAM_CONTROL,
         "application/alto-propmap+json,p", UPDATE_STREAM_CONTROL]
@@ -255,12 +255,13 @@ def test_update_stream_requests_are_checked_before_streaming(ac):
     assert bad.json["meta"] == {"code": E_INVALID_FIELD_VALUE, "field": "add/x/resource-id",
                                 "value": "nope"}
     assert stream_request(ac, {"x": {"resource-id": "networkmap"}}, "soon").status == 400
-    not_sse = ac.post("/alto/updates?max_seconds=0", {"add": {"x": {"resource-id": "networkmap"}}},
-                      headers={"Accept": "application/json"})
-    assert not_sse.status == 406
+    not_a_stream = ac.post("/alto/updates?max_seconds=0",
+                           {"add": {"x": {"resource-id": "networkmap"}}},
+                           headers={"Accept": "application/json"})
+    assert not_a_stream.status == 406
 
 
-def test_sse_data_are_single_json_lines(ac):
+def test_event_stream_data_are_single_json_lines(ac):
     reply = stream_request(ac, {"c": {"resource-id": "costmap-ord-delay-ow"}}, 0)
     for block in reply.body.decode().split("\n\n"):
         lines = [line for line in block.splitlines() if line.startswith("data:")]

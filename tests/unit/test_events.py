@@ -1,8 +1,8 @@
-"""The ASI event stream: visibility, history replay, overflow, SSE framing."""
+"""The ASI event stream: visibility, history replay, overflow, text/event-stream framing."""
 import json
 
 from sc_app import events
-from sc_app.events import EventBus, sse_stream
+from sc_app.events import EventBus, event_stream
 
 
 def parse(chunk: bytes) -> dict:
@@ -34,15 +34,15 @@ def test_overflow_asks_client_to_resync(monkeypatch):
     sub = bus.subscribe("x")
     for n in range(3):
         bus.publish("alarm", {"n": n})
-    stream = sse_stream(sub, heartbeat=0.01)
+    stream = event_stream(sub, heartbeat=0.01)
     assert next(stream).startswith(b": cso")
     assert next(stream).startswith(b"event: resync")
 
 
-def test_sse_framing_and_unsubscribe_on_close():
+def test_event_stream_framing_and_unsubscribe_on_close():
     bus = EventBus()
     sub = bus.subscribe("x")
-    stream = sse_stream(sub, heartbeat=0.01)
+    stream = event_stream(sub, heartbeat=0.01)
     next(stream)
     assert next(stream) == b": keep-alive\n\n"
     bus.publish("lightpath", {"id": "lp-9"}, owner="x")
@@ -55,5 +55,5 @@ def test_sse_framing_and_unsubscribe_on_close():
 
 def test_stream_ends_after_max_seconds():
     bus = EventBus()
-    chunks = list(sse_stream(bus.subscribe("x"), heartbeat=0.01, max_seconds=0.05))
+    chunks = list(event_stream(bus.subscribe("x"), heartbeat=0.01, max_seconds=0.05))
     assert chunks[0].startswith(b": cso") and bus.subscribers == 0

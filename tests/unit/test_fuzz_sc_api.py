@@ -41,7 +41,7 @@ NOC = "noc-token"
 #: Generated cases per operation and generation mode.
 EXAMPLES = 25
 FUZZ = fuzz_settings(EXAMPLES)
-#: Operations whose answer is a Server-Sent Events stream: bounded by ``max_seconds``.
+#: Operations whose answer is an event stream (text/event-stream): bounded by ``max_seconds``.
 STREAMS = {"/asi/v1/events", "/alto/updates"}
 #: (METHOD, path, status) -> answers seen by the fuzz.
 STATUSES: Counter[tuple[str, str, int]] = Counter()

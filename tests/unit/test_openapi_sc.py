@@ -16,7 +16,7 @@ import openapi_check
 from openapi_check import load_spec, pointer, resolve, spec_operations
 
 from cso_base.rest import MAX_BODY_BYTES
-from sc_harness import make_sc, sse_events, state_dir  # noqa: F401 (fixture)
+from sc_harness import make_sc, stream_events, state_dir  # noqa: F401 (fixture)
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi-sc.yaml")
 SPEC_URI = "urn:cso-oaas:openapi-sc"
@@ -280,7 +280,7 @@ def test_unrouted_answers_are_errors_as_the_spec_describes_them(spec, exchanges)
 
 def test_alto_update_stream_events_follow_the_spec(spec, exchanges):
     streams = [r for r in exchanges if r.route == "/alto/updates" and r.status == 200]
-    events = [e for r in streams for e in sse_events(r.body)]
+    events = [e for r in streams for e in stream_events(r.body)]
     kinds = [e["event"] for e in events]
     assert kinds[:3] == ["application/alto-updatestreamcontrol+json",
                          "application/alto-costmap+json,rc", "application/alto-costmap+json,f"]
@@ -298,7 +298,7 @@ def test_alto_update_stream_events_follow_the_spec(spec, exchanges):
 
 def test_event_stream_data_follow_the_spec(spec, exchanges):
     streams = [r for r in exchanges if r.route == "/asi/v1/events" and r.status == 200]
-    events = [e for r in streams for e in sse_events(r.body)]
+    events = [e for r in streams for e in stream_events(r.body)]
     kinds = {e["event"] for e in events}
     assert kinds == {"lightpath", "alarm"}
     for event in events:

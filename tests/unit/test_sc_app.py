@@ -22,8 +22,8 @@ from ryu.topology import event as topo_event
 from fake_of13 import FakeNetwork, ipv4
 from sc_harness import TABLE_FULL, Client, all_ports, make_sc, state_dir  # noqa: F401 (fixture)
 from sc_app.app import ServiceController
-from sc_app.installer import SwitchUnreachable
 from sc_app.lightpath import host_mac
+from sc_app.sci import SwitchUnreachable
 
 TOKEN = "app-token"
 

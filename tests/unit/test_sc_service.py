@@ -7,7 +7,7 @@ import eventlet
 import pytest
 
 from fake_of13 import ipv4
-from sc_harness import TABLE_FULL, make_sc, sc, sse_events, state_dir  # noqa: F401 (fixtures)
+from sc_harness import TABLE_FULL, make_sc, sc, stream_events, state_dir  # noqa: F401 (fixtures)
 from sc_app.lightpath import VID_BASE, host_mac
 
 LP = "/asi/v1/lightpaths"
@@ -206,10 +206,10 @@ def test_events_reach_the_owner_only(sc):
     lp = establish(ac1, U0, U3)
     mine, theirs = (s.wait() for s in streams)
     assert mine.status == 200 and mine.headers["Content-Type"] == "text/event-stream"
-    events = [e for e in sse_events(mine.body) if e["event"] == "lightpath"]
+    events = [e for e in stream_events(mine.body) if e["event"] == "lightpath"]
     assert [(e["data"]["event"], e["data"]["lightpath"]["id"]) for e in events] == \
         [("up", lp["id"])]
-    assert [e for e in sse_events(theirs.body) if e["event"] == "lightpath"] == []
+    assert [e for e in stream_events(theirs.body) if e["event"] == "lightpath"] == []
 
 
 def test_events_replay_after_last_event_id_for_the_owner_only(sc):
@@ -217,12 +217,12 @@ def test_events_replay_after_last_event_id_for_the_owner_only(sc):
     lp = establish(ac1, U0, U3)
     ac1.delete(f"{LP}/{lp['id']}")
     replay = {"Last-Event-ID": "0"}
-    mine = sse_events(ac1.get("/asi/v1/events?max_seconds=0.02", headers=replay).body)
+    mine = stream_events(ac1.get("/asi/v1/events?max_seconds=0.02", headers=replay).body)
     assert [e["event"] for e in mine] == ["lightpath"] * 3
     assert [e["data"]["event"] for e in mine] == ["up", "tearing-down", "deleted"]
     assert {e["data"]["lightpath"]["id"] for e in mine} == {lp["id"]}
     assert [int(e["id"]) for e in mine] == sorted(int(e["id"]) for e in mine)
-    assert sse_events(ac2.get("/asi/v1/events?max_seconds=0.02", headers=replay).body) == []
+    assert stream_events(ac2.get("/asi/v1/events?max_seconds=0.02", headers=replay).body) == []
 
 
 @pytest.mark.parametrize("query, headers", [("max_seconds=soon", {}),

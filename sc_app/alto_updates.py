@@ -1,7 +1,7 @@
-"""RFC 8895 update streams of the ALTO server: Server-Sent Events, merge patches, stream control.
+"""RFC 8895 update streams of the ALTO server: event streams, merge patches, stream control.
 
 A client POSTs an update stream request naming substreams (client id -> ``resource-id``, with
-``input`` for POST resources) and keeps the answer open. The stream sends, as SSE events:
+``input`` for POST resources) and keeps the answer open. The stream (text/event-stream) sends:
 
 1. a control event (``event: application/alto-updatestreamcontrol+json``) with the
    ``control-uri`` of this stream;
@@ -17,7 +17,6 @@ Comment lines keep an idle connection alive.
 """
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,14 +28,9 @@ from eventlet.queue import Empty, LightQueue
 from cso_base.wire import (E_INVALID_FIELD_TYPE, E_INVALID_FIELD_VALUE, E_MISSING_FIELD,
                            MERGE_PATCH, UPDATE_STREAM_CONTROL)
 from sc_app.alto import RESOURCE_ID, AltoError, AltoServer, get_field, get_strings, merge_patch
+from sc_app.events import stream_event
 
 _CHANGED, _ADD, _REMOVE = "changed", "add", "remove"
-
-
-def sse_event(event: str, data: Any) -> bytes:
-    """One event in the text/event-stream wire format (JSON data on one line)."""
-    payload = json.dumps(data, separators=(",", ":"))
-    return f"event: {event}\ndata: {payload}\n\n".encode("utf-8")
 
 
 @dataclass
@@ -98,7 +92,7 @@ class UpdateStream:
         self.streams.register(self)
         stop_watching = self.server.watch(self.wake)
         try:
-            yield sse_event(UPDATE_STREAM_CONTROL, {"control-uri": self.control_uri})
+            yield stream_event(UPDATE_STREAM_CONTROL, {"control-uri": self.control_uri})
             yield from self._start(self._initial, announce=False)
             while self._active and (deadline is None or time.monotonic() < deadline):
                 wait = heartbeat if deadline is None else min(heartbeat,
@@ -128,7 +122,7 @@ class UpdateStream:
 
     def _start(self, subs: list[Substream], announce: bool) -> Iterator[bytes]:
         if announce:
-            yield sse_event(UPDATE_STREAM_CONTROL, {"started": [s.client_id for s in subs]})
+            yield stream_event(UPDATE_STREAM_CONTROL, {"started": [s.client_id for s in subs]})
         for sub in subs:
             media_type, body = self._render(sub)
             self._active[sub.client_id] = sub
@@ -136,12 +130,12 @@ class UpdateStream:
             known = sub.tag is not None and sub.tag == vtag
             sub.data = body
             if not known:
-                yield sse_event(f"{media_type},{sub.client_id}", body)
+                yield stream_event(f"{media_type},{sub.client_id}", body)
 
     def _stop(self, client_ids: list[str]) -> Iterator[bytes]:
         for client_id in client_ids:
             self._active.pop(client_id, None)
-        yield sse_event(UPDATE_STREAM_CONTROL, {"stopped": client_ids})
+        yield stream_event(UPDATE_STREAM_CONTROL, {"stopped": client_ids})
 
     def _updates(self) -> Iterator[bytes]:
         for sub in list(self._active.values()):
@@ -149,9 +143,9 @@ class UpdateStream:
             if body == sub.data:
                 continue
             if sub.incremental:
-                yield sse_event(f"{MERGE_PATCH},{sub.client_id}", merge_patch(sub.data, body))
+                yield stream_event(f"{MERGE_PATCH},{sub.client_id}", merge_patch(sub.data, body))
             else:
-                yield sse_event(f"{media_type},{sub.client_id}", body)
+                yield stream_event(f"{media_type},{sub.client_id}", body)
             sub.data = body
 
 

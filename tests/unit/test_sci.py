@@ -1,4 +1,5 @@
-"""Parallel, barrier-confirmed installs with rollback, against fake switches under eventlet."""
+"""The SCI: parallel, barrier-confirmed installs with rollback, against fake switches under
+eventlet."""
 import itertools
 
 import eventlet
@@ -7,9 +8,9 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from fake_of13 import FakeNetwork, ipv4
 from sc_app import flows
-from sc_app.installer import (BARRIER_TIMEOUT, SWITCH_ERROR, SWITCH_UNREACHABLE, FlowInstaller,
-                              SwitchUnreachable)
 from sc_app.lightpath import Lightpath, lightpath_cookie, resolve_endpoint
+from sc_app.sci import (BARRIER_TIMEOUT, SWITCH_ERROR, SWITCH_UNREACHABLE, FlowInstaller,
+                        SwitchUnreachable)
 from topologies.loader import load
 
 TOPO = load("nsfnet")

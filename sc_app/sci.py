@@ -1,9 +1,14 @@
-"""Barrier-confirmed installation of a lightpath's entries on all its switches in parallel.
+"""SCI: the Service-Control plane Interface (CSO draft §7.3), with OpenFlow 1.3 in place of
+GMPLS signalling: a lightpath's entries installed on all its switches in parallel,
+barrier-confirmed.
 
-The installer is a plain class around an abstract `Transport`; the Ryu app
-provides one (bind the message to the datapath, assign an xid, send) and
-forwards the replies from its handlers: ``on_barrier_reply(dpid, xid)``,
-``on_error(dpid, xid, msg)`` and ``on_switch_down(dpid)``.
+Where the draft's SC sets a path up with RSVP messages over the SCI, this SC sends the
+path's flow entries (`sc_app.flows`) to each switch and waits for its barrier reply;
+reconciliation (`sc_app.reconcile`) reads the entries back over the same interface.
+The `FlowInstaller` is a plain class around an abstract `Transport`; the Ryu app
+provides one (bind the message to the datapath, assign an xid, send), and `ScCore`
+forwards the replies to it: ``on_barrier_reply(dpid, xid)``, ``on_error(dpid, xid,
+msg)`` and ``on_switch_down(dpid)``.
 
 Every switch gets its messages followed by a barrier, from its own green
 thread, so a slow switch never delays the others. The install succeeds when
