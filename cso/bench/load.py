@@ -38,11 +38,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ac_app.asi_client import LIGHTPATHS
+from cso.bench.cli import register
+from cso.bench.common import at_least, interrupt, latency_summary, machine
 from cso.emulation import invariants
 from cso.emulation import lab
 from cso.emulation import network as emulation
-from cso.bench.cli import machine, register
-from cso.bench.provision import at_least, interrupt, latency_summary
 from cso.emulation.invariants import DELETED, HELD, REFUSED, UNSURE, Ledger
 from cso_base.http import Answer, Connection
 from topologies.loader import load

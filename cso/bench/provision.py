@@ -13,7 +13,7 @@ its 201, so the network is empty between requests and no wavelength budget is ev
 - **paced**: the same clients and pairs, but requests arrive as a Poisson process of
   ``--rate`` per second in all (the target rate): latency at that load, lateness included.
 
-Provisioning latency (DESIGN §9) is "ASI request received -> every flow entry confirmed by
+Provisioning latency (docs/benchmarks.md) is "ASI request received -> every flow entry confirmed by
 barrier". Two figures are reported per phase: the client's (POST sent -> 201 read, over a
 kept-alive HTTP/1.1 connection: an upper bound, it adds HTTP and queueing in the SC's
 event loop) and the server's own, from the delta of the SC's ``cso_provisioning_seconds``
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import math
 import os
 import random
 import signal
@@ -39,47 +38,28 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence, TypeVar
-
-from prometheus_client.parser import text_string_to_metric_families
+from typing import Any, Mapping, NoReturn, Optional, Sequence
 
 from ac_app.asi_client import LIGHTPATHS, AsiClient
+from cso.bench.cli import register
+from cso.bench.common import (TOKEN, Pair, at_least, interrupt, latency_summary, machine,
+                              parse_histogram, workload)
 from cso.emulation import lab
-from cso.emulation import network as emulation
-from cso.bench.cli import machine, percentile, register
-from cso.emulation.network import HostPlan
+from cso.emulation.network import EmulationError
 from cso_base import http
-from topologies.loader import TopologyError, load
+from topologies.loader import TopologyError
 
-TOKEN = "demo-ac-token"
 HISTOGRAM = "cso_provisioning_seconds"
-#: Targets of issue 3 (and DESIGN §9's definition of provisioning latency).
+#: Targets of issue 3 (provisioning latency as docs/benchmarks.md defines it).
 TARGET_MEDIAN_MS = 20.0
 TARGET_P99_MS = 100.0
 TARGET_RATE = 100.0
+#: Exact fractions of the SC's histogram reported: its bucket bounds at the two targets.
+WITHIN_MS = (TARGET_MEDIAN_MS, TARGET_P99_MS)
 PHASES = ("sequential", "concurrent", "paced")
-
-Number = TypeVar("Number", int, float)
 
 
 # -- arguments ----------------------------------------------------------------------------
-
-def at_least(kind: Callable[[str], Number], minimum: Number,
-             strict: bool = False) -> Callable[[str], Number]:
-    """argparse type: a number of ``kind`` (int, float) >= ``minimum`` (> when ``strict``)."""
-    def convert(text: str) -> Number:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < minimum or (strict and value == minimum) or value != value:  # NaN
-            bound = "greater than" if strict else "at least"
-            raise argparse.ArgumentTypeError(f"must be {bound} {minimum}, not {text}")
-        return value
-
-    convert.__name__ = kind.__name__  # argparse names the type in its messages
-    return convert
-
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", type=at_least(int, 1), default=400,
@@ -104,27 +84,6 @@ def _options(p: argparse.ArgumentParser) -> None:
 
 # -- the workload ---------------------------------------------------------------------------
 
-Pair = tuple[str, str]
-
-
-def host_pairs(hosts: Iterable[HostPlan]) -> list[Pair]:
-    """Every (user host, DC host) pair at different nodes, in the plan's order.
-
-    A user host and a DC host at the same node are left out: no fibre, no wavelength, so
-    not what provisioning a lightpath measures.
-    """
-    hosts = list(hosts)
-    return [(user.name, dc.name) for user in hosts if user.kind == "user"
-            for dc in hosts if dc.kind == "dc" and dc.node != user.node]
-
-
-def workload(topo: str) -> tuple[list[Pair], dict[str, str]]:
-    """The user->DC pairs of a topology's emulation and every host's address (from its plan,
-    so arguments are checked before anything starts)."""
-    hosts = emulation.plan(load(topo)).hosts
-    return host_pairs(hosts), {host.name: host.ip for host in hosts}
-
-
 def deal(pairs: Sequence[Pair], clients: int, rng: random.Random) -> list[list[Pair]]:
     """Shuffle ``pairs`` and deal them round-robin to ``clients``: disjoint, non-empty shares.
 
@@ -141,93 +100,6 @@ def deal(pairs: Sequence[Pair], clients: int, rng: random.Random) -> list[list[P
 def quotas(total: int, clients: int) -> list[int]:
     """Split ``total`` requests over ``clients`` as evenly as possible."""
     return [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
-
-
-# -- statistics -----------------------------------------------------------------------------
-
-def latency_summary(seconds: Iterable[float]) -> dict[str, Any]:
-    """Count, median, p90, p99, mean and max (nearest rank) of latencies, in milliseconds."""
-    values = sorted(seconds)
-    if not values:
-        return {"count": 0, "median_ms": None, "p90_ms": None, "p99_ms": None,
-                "mean_ms": None, "max_ms": None}
-    return {"count": len(values),
-            "median_ms": _ms(percentile(values, 0.5)), "p90_ms": _ms(percentile(values, 0.9)),
-            "p99_ms": _ms(percentile(values, 0.99)),
-            "mean_ms": _ms(sum(values) / len(values)), "max_ms": _ms(values[-1])}
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """A Prometheus histogram's state: cumulative counts by upper bound, count and sum."""
-
-    buckets: tuple[tuple[float, float], ...]  # (le, cumulative count), ascending, ends at +Inf
-    count: float
-    sum: float
-
-    def __sub__(self, before: "Histogram") -> "Histogram":
-        if [le for le, _ in self.buckets] != [le for le, _ in before.buckets]:
-            raise ValueError("histograms with different buckets")
-        return Histogram(tuple((le, now - then) for (le, now), (_, then)
-                               in zip(self.buckets, before.buckets)),
-                         self.count - before.count, self.sum - before.sum)
-
-    def quantile(self, q: float) -> float:
-        """Estimate of the ``q`` quantile (seconds), as PromQL's ``histogram_quantile``.
-
-        Linear within the bucket that holds the rank; a rank in the +Inf bucket gives the
-        highest finite bound. NaN when empty.
-        """
-        if self.count <= 0:
-            return math.nan
-        rank = q * self.count
-        lower, below = 0.0, 0.0
-        for le, cumulative in self.buckets:
-            if cumulative >= rank:
-                if math.isinf(le):
-                    return lower
-                inside = cumulative - below
-                return lower + (le - lower) * ((rank - below) / inside if inside else 1.0)
-            lower, below = le, cumulative
-        return lower
-
-    def fraction_within(self, bound: float) -> float:
-        """Exact fraction of observations <= ``bound`` when it is a bucket bound (else NaN)."""
-        for le, cumulative in self.buckets:
-            if le == bound:
-                return cumulative / self.count if self.count else math.nan
-        return math.nan
-
-    def summary(self) -> dict[str, Any]:
-        """Count, exact mean, interpolated median/p99 (ms), exact fractions <= 20/100 ms."""
-        if self.count <= 0:
-            return {"count": 0, "mean_ms": None, "median_ms_est": None, "p99_ms_est": None,
-                    "within_20ms": None, "within_100ms": None}
-        return {"count": int(self.count), "mean_ms": _ms(self.sum / self.count),
-                "median_ms_est": _ms(self.quantile(0.5)), "p99_ms_est": _ms(self.quantile(0.99)),
-                "within_20ms": round(self.fraction_within(TARGET_MEDIAN_MS / 1000), 4),
-                "within_100ms": round(self.fraction_within(TARGET_P99_MS / 1000), 4)}
-
-
-def parse_histogram(text: str, name: str = HISTOGRAM) -> Histogram:
-    """The histogram ``name`` from Prometheus exposition text (KeyError when absent)."""
-    for family in text_string_to_metric_families(text):
-        if family.name != name:
-            continue
-        buckets, count, total = [], 0.0, 0.0
-        for sample in family.samples:
-            if sample.name == name + "_bucket":
-                buckets.append((float(sample.labels["le"]), sample.value))
-            elif sample.name == name + "_count":
-                count = sample.value
-            elif sample.name == name + "_sum":
-                total = sample.value
-        return Histogram(tuple(sorted(buckets)), count, total)
-    raise KeyError(f"no histogram {name} in the metrics")
 
 
 # -- the client -----------------------------------------------------------------------------
@@ -370,12 +242,13 @@ class _Meter:
         cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items() if pid is not None}
         own = os.times()
         cpu["client"] = own.user + own.system
-        return {"histogram": parse_histogram(text), "cpu": cpu, "at": time.perf_counter()}
+        return {"histogram": parse_histogram(text, HISTOGRAM), "cpu": cpu,
+                "at": time.perf_counter()}
 
     @staticmethod
     def between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         wall = after["at"] - before["at"]
-        return {"server": (after["histogram"] - before["histogram"]).summary(),
+        return {"server": (after["histogram"] - before["histogram"]).summary(WITHIN_MS),
                 "cpu_busy": {name: round((after["cpu"][name] - before["cpu"][name]) / wall, 3)
                              for name in after["cpu"]},
                 "cpu_s": {name: after["cpu"][name] - before["cpu"][name]
@@ -486,12 +359,6 @@ def check_runnable() -> Optional[str]:
     return lab.missing_requirements()
 
 
-def interrupt(signum: int, _frame: Any) -> None:
-    """SIGTERM handler during a run: unwind like Ctrl-C, so the ``finally`` stops the SC and
-    the emulation (they run in sessions of their own, out of reach of terminal signals)."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _fail(message: str) -> NoReturn:
     print(f"cso bench provision: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -507,7 +374,7 @@ def bench_provision(args: argparse.Namespace) -> dict[str, Any]:
     try:
         pairs, ip = workload(args.topo)
         shares = deal(pairs, args.concurrency, random.Random(args.seed))
-    except (ValueError, TopologyError, emulation.EmulationError) as exc:
+    except (ValueError, TopologyError, EmulationError) as exc:
         _fail(str(exc))
     problem = check_runnable()
     if problem:

@@ -36,14 +36,13 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from cso.bench import provision as bp
+from ac_app.asi_client import LIGHTPATHS
+from cso.bench.cli import register
+from cso.bench.common import TOKEN, at_least, machine, workload
 from cso.emulation import lab
 from cso.emulation import network as emulation
-from cso.bench.cli import machine, register
 from topologies.loader import load
 
-TOKEN = "demo-ac-token"
-LIGHTPATHS = "/asi/v1/lightpaths"
 #: Targets of issue 5.
 TARGET_ONE_MS = 50.0
 TARGET_FORTY_MS = 200.0
@@ -67,12 +66,12 @@ def counts_arg(text: str) -> list[int]:
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repeats", type=bp.at_least(int, 1), default=3,
+    p.add_argument("--repeats", type=at_least(int, 1), default=3,
                    help="rounds per count and for protection (default 3)")
     p.add_argument("--counts", type=counts_arg, default=[1, 10, 40],
                    help="affected lightpaths per round, comma-separated (default 1,10,40)")
     p.add_argument("--fibre", default="7-8", help="the fibre to cut (default 7-8)")
-    p.add_argument("--interval", type=bp.at_least(float, 0.0005), default=0.001,
+    p.add_argument("--interval", type=at_least(float, 0.0005), default=0.001,
                    help="ping interval in seconds (default 0.001)")
     p.add_argument("--topology", default="nsfnet", help=argparse.SUPPRESS)
 
@@ -360,7 +359,7 @@ def bench_restore(args: argparse.Namespace) -> dict[str, Any]:
     missing = lab.missing_requirements()
     if missing:
         raise SystemExit(f"cso bench restore: {missing}")
-    pairs, ip = bp.workload(args.topology)
+    pairs, ip = workload(args.topology)
     nodes = {host.name: host.node for host in emulation.plan(load(args.topology)).hosts}
     a, _, b = args.fibre.partition("-")
     candidates = fibre_pairs(pairs, nodes, (a, b))

@@ -16,7 +16,8 @@ import argparse
 import gc
 from typing import Any
 
-from cso.bench.cli import machine, register
+from cso.bench.cli import register
+from cso.bench.common import machine
 from cso.simulation.engine import CSO, RWA, RWA_SERIES, Point, Scenario, Series, Simulator
 
 TARGETS = {"rwa": 50_000.0, "glb": 10_000.0}

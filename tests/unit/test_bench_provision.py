@@ -1,4 +1,5 @@
-"""``cso bench provision`` without root: arguments, workload, statistics and the HTTP client."""
+"""``cso bench provision`` without root: arguments, the workload's deal, the client loop, the
+figures and the client."""
 from __future__ import annotations
 
 import json
@@ -9,13 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 import pytest
-from prometheus_client import generate_latest
 
 from cso.bench import provision as bp
 from cso.bench.cli import benchmarks, main, parser
-from cso.emulation.network import HostPlan
+from cso.bench.common import Histogram, workload
 from cso_base import http
-from sc_app.metrics import ScMetrics
 
 
 # -- arguments ----------------------------------------------------------------------------
@@ -75,31 +74,10 @@ def test_without_root_it_says_so_and_starts_nothing(nothing_starts, monkeypatch,
     assert "needs root" in captured.err and captured.out == ""
 
 
-def test_sigterm_during_a_run_unwinds_like_ctrl_c():
-    with pytest.raises(KeyboardInterrupt, match="signal 15"):
-        bp.interrupt(15, None)
-
-
-# -- workload -----------------------------------------------------------------------------
-
-def test_nsfnet_has_65_user_dc_pairs_at_different_nodes():
-    pairs, ip = bp.workload("nsfnet")
-    assert len(pairs) == 65 == len(set(pairs))
-    assert {user for user, _ in pairs} == {f"u{i}" for i in range(14)}
-    assert {dc for _, dc in pairs} == {"dc1", "dc4", "dc7", "dc9", "dc12"}
-    assert all(user[1:] != dc[2:] for user, dc in pairs)
-    assert ip["u3"] == "10.1.3.1" and ip["dc12"] == "10.2.12.1"
-
-
-def test_host_pairs_skips_same_node_and_keeps_plan_order():
-    hosts = [HostPlan("u0", "0", "user", "10.1.0.1", "m", "s0", 1),
-             HostPlan("u1", "1", "user", "10.1.1.1", "m", "s1", 1),
-             HostPlan("dc1", "1", "dc", "10.2.1.1", "m", "s1", 2)]
-    assert bp.host_pairs(hosts) == [("u0", "dc1")]
-
+# -- dealing the workload -----------------------------------------------------------------
 
 def test_deal_gives_disjoint_shares_covering_every_pair():
-    pairs, _ip = bp.workload("nsfnet")
+    pairs, _ip = workload("nsfnet")
     shares = bp.deal(pairs, 16, random.Random(1))
     assert len(shares) == 16 and {len(share) for share in shares} == {4, 5}
     dealt = [pair for share in shares for pair in share]
@@ -127,49 +105,6 @@ def test_poisson_schedules_are_one_process_dealt_in_turn():
     assert 37 < merged[-1] < 43  # 4000 arrivals at 100/s: about 40 s
     with pytest.raises(ValueError):
         bp.poisson_schedules(10.0, [1, 3], random.Random(0))
-
-
-# -- statistics ---------------------------------------------------------------------------
-
-def test_latency_summary_in_milliseconds():
-    figures = bp.latency_summary([i / 1000 for i in range(100, 0, -1)])
-    assert figures == {"count": 100, "median_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0,
-                       "mean_ms": 50.5, "max_ms": 100.0}
-    assert bp.latency_summary([])["median_ms"] is None
-
-
-def _metrics_text(observations: list[float], metrics: ScMetrics | None = None) -> str:
-    metrics = metrics or ScMetrics()
-    for value in observations:
-        metrics.provisioning.observe(value)
-    return generate_latest(metrics.registry).decode()
-
-
-def test_histogram_delta_from_the_scs_own_metrics():
-    metrics = ScMetrics()
-    before = bp.parse_histogram(_metrics_text([0.5, 0.5], metrics))
-    after = bp.parse_histogram(_metrics_text([0.003] * 60 + [0.015] * 39 + [0.07], metrics))
-    delta = after - before
-    assert delta.count == 100 and math.isclose(delta.sum, 0.003 * 60 + 0.015 * 39 + 0.07)
-    summary = delta.summary()
-    assert summary["count"] == 100 and summary["mean_ms"] == pytest.approx(8.35, abs=0.01)
-    assert summary["within_20ms"] == 0.99 and summary["within_100ms"] == 1.0
-    # Median: rank 50 of the 60 in the (2, 3] ms bucket -> 2 + 1 * 50/60 ms.
-    assert summary["median_ms_est"] == pytest.approx(2 + 50 / 60, abs=0.01)
-    # p99: rank 99 is the last of the (10, 15] ms bucket -> its upper bound.
-    assert summary["p99_ms_est"] == pytest.approx(15.0, abs=0.01)
-
-
-def test_histogram_edge_cases():
-    empty = bp.Histogram(((0.01, 0.0), (math.inf, 0.0)), 0.0, 0.0)
-    assert math.isnan(empty.quantile(0.5)) and empty.summary()["median_ms_est"] is None
-    overflow = bp.Histogram(((0.01, 1.0), (0.1, 1.0), (math.inf, 10.0)), 10.0, 50.0)
-    assert overflow.quantile(0.99) == 0.1  # in +Inf: the highest finite bound
-    assert math.isnan(overflow.fraction_within(0.05))
-    with pytest.raises(ValueError):
-        overflow - bp.Histogram(((0.02, 0.0), (math.inf, 0.0)), 0.0, 0.0)
-    with pytest.raises(KeyError):
-        bp.parse_histogram("# nothing here\n")
 
 
 # -- the client loop ----------------------------------------------------------------------
@@ -258,10 +193,11 @@ def test_concurrently_reraises_a_client_failure():
 # -- figures, targets and report ----------------------------------------------------------
 
 def _meter(count: int) -> dict[str, Any]:
-    histogram = bp.Histogram(((0.005, float(count)), (0.02, float(count)),
-                              (0.1, float(count)), (math.inf, float(count))),
-                             float(count), 0.003 * count)
-    return {"server": histogram.summary(), "cpu_busy": {"sc": 0.5, "ovs": 0.2, "client": 0.1},
+    histogram = Histogram(((0.005, float(count)), (0.02, float(count)),
+                           (0.1, float(count)), (math.inf, float(count))),
+                          float(count), 0.003 * count)
+    return {"server": histogram.summary(bp.WITHIN_MS),
+            "cpu_busy": {"sc": 0.5, "ovs": 0.2, "client": 0.1},
             "cpu_s": {"sc": 0.004 * count, "ovs": 0.0, "client": 0.0}}
 
 
