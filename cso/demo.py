@@ -19,12 +19,14 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
+from ac_app.asi_client import AsiClient
 from cso.emulation import lab
+from cso_base import http
 from sc_app.pce import PCE
 from sc_app.ted import TED
 from topologies.loader import load
 
-TOKEN = "demo-ac-token"
+TOKEN = lab.DEMO_TOKENS["demo-ac"]
 #: (user host, DC host) pairs served in the demo: users across the US to DCs.
 PAIRS = (("u0", "dc1"), ("u2", "dc4"), ("u5", "dc9"), ("u13", "dc12"), ("u10", "dc7"),
          ("u3", "dc7"), ("u11", "dc9"), ("u6", "dc4"))
@@ -72,11 +74,10 @@ def run(log_dir: str) -> int:
         say(f"  {'id':<6} {'user':<5} {'DC':<5} {'route':<18} {'λ':>3} {'VID':>5} {'hops':>4} "
             f"{'km':>6} {'setup ms':>8}")
         lightpaths = []
+        asi = AsiClient(sc.url, TOKEN)
         for user, dc in PAIRS:
             t0 = time.monotonic()
-            resp = sc.request("POST", "/asi/v1/lightpaths",
-                              {"src": net.ip(user), "dst": net.ip(dc), "service_type": "vod"},
-                              token=TOKEN)
+            resp = asi.post_lightpath(net.ip(user), net.ip(dc), "vod")
             ms = (time.monotonic() - t0) * 1000
             if resp.status != 201:
                 say(f"  {user}->{dc}: refused {resp.status} {resp.json}")
@@ -109,7 +110,7 @@ def run(log_dir: str) -> int:
         say()
         say("Tearing the lightpaths down (DELETE /asi/v1/lightpaths/{id}):")
         for user, dc, lp in lightpaths:
-            sc.request("DELETE", f"/asi/v1/lightpaths/{lp['id']}", token=TOKEN)
+            asi.delete_lightpath(lp["id"])
         user, dc, _lp = lightpaths[0]
         stopped = not net.ping(user, dc, count=2, timeout=0.5)
         left = [f for s in net.switches for f in net.dump_flows(s) if "vlan" in f]
@@ -158,8 +159,8 @@ def strategies_in_simulation() -> None:
 
 #: User hosts that ask the AC for VoD in the demo.
 VOD_USERS = ("u0", "u2", "u3", "u6", "u10", "u11", "u13", "u0")
-USER_TOKEN = "demo-user-token"
-MANAGER_TOKEN = "demo-manager-token"
+USER_TOKEN = lab.DEMO_USERS["demo-user"][1]
+MANAGER_TOKEN = lab.DEMO_USERS["demo-manager"][1]
 
 # Run inside a user host: download URL, print {"bytes", "seconds"} or {"error"}.
 _DOWNLOAD = """
@@ -222,7 +223,7 @@ def cso_part(log_dir: str, sc: lab.ScRun, net: lab.NetRun) -> bool:
             f" mean QoE {totals['all']['mean_rating']}")
         for req in served:
             ac.request("DELETE", f"/uai/v1/requests/{req['id']}", token=USER_TOKEN)
-        left_vms = sum(len(lab.http.request("GET", url + "/agent/v1/state").json["vms"])
+        left_vms = sum(len(http.request("GET", url + "/agent/v1/state").json["vms"])
                        for url in net.state["agents"].values())
         left_lps = sc.request("GET", "/smi/v1/lightpaths").json["lightpaths"]
         say(f"  released every request: VMs left on agents {left_vms}, lightpaths left "

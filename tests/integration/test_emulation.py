@@ -1,9 +1,9 @@
 """The NSFNET emulation (``cso net``) against a real ``cso sc`` running a stock Ryu app.
 
-Expectations come from the topology file and DESIGN §8 directly, not from
-`cso.emulation.network`, so the emulation's own plan is checked too. The stock app is
-``ryu.app.ofctl_rest``: it installs no flows (so the switches' fail-secure mode is what decides
-forwarding) and its REST API lists the datapaths the controller sees.
+Expectations come from the topology file and the address table of docs/operator-guide.md
+directly, not from `cso.emulation.network`, so the emulation's own plan is checked too. The
+stock app is ``ryu.app.ofctl_rest``: it installs no flows (so the switches' fail-secure mode is
+what decides forwarding) and its REST API lists the datapaths the controller sees.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def sc_apps() -> list[str]:
 
 
 def expected_hosts() -> dict[str, tuple[str, str, str, int]]:
-    """Host name -> (node, ip, mac, switch port), from DESIGN §8 and the topology file."""
+    """Host name -> (node, ip, mac, switch port), from the operator guide and the topology file."""
     hosts = {}
     for node in TOPOLOGY.nodes.values():
         i = int(node.id)
