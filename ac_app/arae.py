@@ -186,7 +186,10 @@ class Arae:
                  interval: float = 5.0, timeout: float = 2.0, max_failures: int = 2,
                  stale_after: Optional[float] = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time,
+                 clients: Optional[Mapping[str, AgentClient]] = None):
+        """``clients``: each DC's agent client instead of an `AgentClient` of its URL (agents
+        in process: the simulation's `cso.simulation.stack`)."""
         if max_failures < 1 or interval <= 0 or timeout <= 0:
             raise ValueError("max_failures >= 1, interval > 0 and timeout > 0 are required")
         self.interval = interval
@@ -195,7 +198,8 @@ class Arae:
             max_failures * interval + timeout)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._clients = {dc: AgentClient(url, token, timeout) for dc, url in agents.items()}
+        self._clients = {dc: AgentClient(url, token, timeout) if clients is None else clients[dc]
+                         for dc, url in agents.items()}
         self._states = {dc: DcState(dc, url) for dc, url in agents.items()}
         self._listeners: list[Listener] = []
         self._thread: Optional[eventlet.greenthread.GreenThread] = None

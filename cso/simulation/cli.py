@@ -8,6 +8,14 @@ summary as one JSON object on stdout. Progress goes to stderr. Examples::
     cso sim --strategies RB,AB,NB,GLB --loads 50,100,150 --seeds 5 --out /tmp/sim
     cso sim --traffic rwa --k 1,5 --wavelengths 16 --loads 40,60,80 --json
 
+With ``--driver stack`` every request goes through the live SC's and AC's objects in process
+instead (`cso.simulation.stack`: UA, procedure, SSE, DC agents, SA, flow installer), with the
+same requests and metrics; ``--driver compare`` runs both drivers on every point, one after the
+other, and reports whether each request was served alike, whether the metrics are equal, and
+each driver's median requests per second::
+
+    cso sim --driver compare --topo nsfnet-small --strategies RB,NB,GLB --loads 30 --seeds 3
+
 With ``--live AC_URL --token TOKEN`` the same requests are replayed against a running AC
 (`cso.simulation.live`), and its metrics are reported next to the simulation's.
 """
@@ -24,11 +32,15 @@ from typing import Any, Optional, Sequence
 
 from ac_app.sse import STRATEGIES
 from cso.simulation.engine import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES,
-                                   TRAFFIC, Point, Range, Scenario, Series, sweep)
+                                   TRAFFIC, Point, Range, Scenario, Series, run_point,
+                                   scenario_json, sweep)
 from sc_app.pce import ORDERS, POLICIES
 from topologies.loader import TopologyError
 
 DEFAULT_STRATEGIES = ("RB", "AB", "NB", "GLB")
+#: Who serves the requests: the fast engine, the live objects in process, or both.
+ENGINE, STACK, COMPARE = "engine", "stack", "compare"
+DRIVERS = (ENGINE, STACK, COMPARE)
 
 
 def _list(kind: type, text: str) -> list[Any]:
@@ -90,6 +102,10 @@ def parser() -> argparse.ArgumentParser:
                    help="override every DC server's cpu cores; none given: the topology's")
     p.add_argument("--server-memory", type=float, default=None, help="override memory GB")
     p.add_argument("--server-disk", type=float, default=None, help="override disk GB")
+    p.add_argument("--driver", choices=DRIVERS, default=ENGINE,
+                   help="engine: the fast simulator; stack: the live SC's and AC's objects in "
+                        "process (cso traffic; much slower); compare: both, request by request, "
+                        "with their speeds (one process)")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes; 0: one per core (results do not depend on it)")
     p.add_argument("--out", default=None, help="directory for CSV, JSON and plots")
@@ -189,14 +205,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     if args.live:
+        if args.driver != ENGINE:
+            print("cso sim: --live compares the running AC with the engine (no --driver)",
+                  file=sys.stderr)
+            return 2
         return live_main(args)
     try:
         scenario, series = build(args)
         if args.seeds < 1 or args.jobs < 0 or min(args.loads) <= 0:
             raise ValueError("--seeds must be >= 1, --jobs >= 0 and every load > 0")
+        if args.driver != ENGINE and scenario.traffic != CSO:
+            raise ValueError(f"--driver {args.driver} serves cso traffic (users' requests "
+                             f"through the AC); rwa traffic has no AC")
         jobs = args.jobs or os.cpu_count() or 1
         seeds = list(range(args.seed, args.seed + args.seeds))
-        summary = sweep(scenario, series, args.loads, seeds, jobs, Progress(args.quiet))
+        if args.driver == COMPARE:
+            return compare_main(args, scenario, series, seeds)
+        run = run_point
+        if args.driver == STACK:
+            from cso.simulation import stack              # the live objects: only when asked
+            run = stack.run_point
+        summary = sweep(scenario, series, args.loads, seeds, jobs, Progress(args.quiet), run)
+        summary["parameters"]["driver"] = args.driver
     except (ValueError, TopologyError) as err:
         print(f"cso sim: {err}", file=sys.stderr)
         return 2
@@ -212,6 +242,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"to {args.out}", file=sys.stderr)
     print(json.dumps(summary) if args.json else table(summary))
     return 0
+
+
+def compare_main(args: argparse.Namespace, scenario: Scenario, series: Sequence[Series],
+                 seeds: Sequence[int]) -> int:
+    """``cso sim --driver compare``: both drivers on every point, agreement and speeds."""
+    from cso.simulation import stack                      # the live objects: only when asked
+    summary = stack.compare_sweep(scenario, series, args.loads, seeds, Progress(args.quiet))
+    summary["parameters"] = {**scenario_json(scenario), "series": [asdict(s) for s in series],
+                             "loads": list(args.loads), "seeds": list(seeds),
+                             "mean_holding_time": MEAN_HOLDING, "driver": COMPARE}
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "compare.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+    print(json.dumps(summary) if args.json else stack.compare_text(summary))
+    agree = all(row["agree"] == row["compared"] and row["same_metrics"]
+                for row in summary["rows"])
+    return 0 if agree else 1
 
 
 def live_main(args: argparse.Namespace) -> int:
@@ -236,11 +284,9 @@ def live_main(args: argparse.Namespace) -> int:
     except (ValueError, TopologyError, sim_live.LiveError) as err:
         print(f"cso sim: {err}", file=sys.stderr)
         return 2
-    params = asdict(scenario)
-    for name in ("cpu", "memory", "disk"):
-        params[name] = str(getattr(scenario, name))
-    summary["parameters"].update(params, series=[asdict(series[0])], loads=list(args.loads),
-                                 seeds=seeds, mean_holding_time=MEAN_HOLDING)
+    summary["parameters"].update(scenario_json(scenario), series=[asdict(series[0])],
+                                 loads=list(args.loads), seeds=seeds,
+                                 mean_holding_time=MEAN_HOLDING)
     summary["metric_definitions"] = METRIC_NOTES
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -5,7 +5,9 @@ code a live request does. The SSE strategy (`ac_app.sse`) chooses the
 server over an `AppView` (`ac_app.resources`) and a `PceNetworkView` of an
 in-process SA-PCE (`sc_app.pce` over `sc_app.ted`); the lightpath is then
 reserved with `PCE.reserve` as the SC does for ``POST /asi/v1/lightpaths``.
-Only time is simulated.
+Only time is simulated. `cso.simulation.stack` serves the same requests through the live
+controllers' own objects in process (UA, procedure, DC agents, SA, flow installer) and gets
+the same outcome for every request and the same metrics, much more slowly.
 
 Traffic (one point = one traffic model, strategy, offered load and seed):
 
@@ -439,18 +441,22 @@ def points(scenario: Scenario, series: Sequence[Series], loads: Sequence[float],
 
 
 def execute(todo: Sequence[Point], jobs: int = 1,
-            progress: Optional[Callable[[int, int, Point], None]] = None
-            ) -> list[dict[str, Any]]:
-    """Run the points, on ``jobs`` processes when > 1; results in the order of ``todo``."""
+            progress: Optional[Callable[[int, int, Point], None]] = None,
+            run: Callable[[Point], dict[str, Any]] = run_point) -> list[dict[str, Any]]:
+    """Run the points, on ``jobs`` processes when > 1; results in the order of ``todo``.
+
+    ``run``: the driver of one point, this engine's by default (a module-level function,
+    for the worker processes; `cso.simulation.stack.run_point` runs the live objects).
+    """
     results: list[dict[str, Any]] = []
     if jobs <= 1 or len(todo) <= 1:
         for n, point in enumerate(todo, 1):
-            results.append(run_point(point))
+            results.append(run(point))
             if progress:
                 progress(n, len(todo), point)
         return results
     with get_context("fork").Pool(min(jobs, len(todo))) as pool:
-        for n, result in enumerate(pool.imap(run_point, todo), 1):
+        for n, result in enumerate(pool.imap(run, todo), 1):
             results.append(result)
             if progress:
                 progress(n, len(todo), todo[n - 1])
@@ -476,16 +482,23 @@ def summarise(series: Sequence[Series], loads: Sequence[float],
     return rows
 
 
-def sweep(scenario: Scenario, series: Sequence[Series], loads: Sequence[float],
-          seeds: Sequence[int], jobs: int = 1,
-          progress: Optional[Callable[[int, int, Point], None]] = None) -> dict[str, Any]:
-    """Run every point and summarise: the object ``cso sim --json`` prints."""
-    start = time.perf_counter()
-    results = execute(points(scenario, series, loads, seeds), jobs, progress)
+def scenario_json(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's fields as JSON (the demand ranges as ``"LO-HI"``)."""
     params = asdict(scenario)
     for name in ("cpu", "memory", "disk"):
         params[name] = str(getattr(scenario, name))
-    return {"parameters": {**params, "series": [asdict(s) for s in series],
+    return params
+
+
+def sweep(scenario: Scenario, series: Sequence[Series], loads: Sequence[float],
+          seeds: Sequence[int], jobs: int = 1,
+          progress: Optional[Callable[[int, int, Point], None]] = None,
+          run: Callable[[Point], dict[str, Any]] = run_point) -> dict[str, Any]:
+    """Run every point (with the driver ``run``, see `execute`) and summarise: the object
+    ``cso sim --json`` prints."""
+    start = time.perf_counter()
+    results = execute(points(scenario, series, loads, seeds), jobs, progress, run)
+    return {"parameters": {**scenario_json(scenario), "series": [asdict(s) for s in series],
                            "loads": list(loads), "seeds": list(seeds),
                            "mean_holding_time": MEAN_HOLDING},
             "metric_definitions": METRIC_NOTES,

@@ -12,10 +12,11 @@ timeouts, ...) = an error, counted and reported. Whatever is still held at the e
 The live run's metrics are the simulator's own (`Counters.metrics`): a `_Mirror` simulator
 replays the *realised* timeline (when each call was made) applying the live AC's outcomes,
 servers and hops instead of choosing, so the time-weighted load balance factor integrates the
-live servers' A(s). A `_Checker` simulator replays the same timeline choosing itself, and each
-request's live choice (outcome, server) is compared with its choice: the replay processes
-events in the trace's order, so a correct AC agrees on every request however late the
-replayer runs. ``cso sim`` of the same scenario and seeds is reported next to the live figures.
+live servers' A(s). A `TracedSimulator` (`cso.simulation.outcomes`) replays the same timeline
+choosing itself, and each request's live choice (outcome, server) is compared with its choice:
+the replay processes events in the trace's order, so a correct AC agrees on every request
+however late the replayer runs. ``cso sim`` of the same scenario and seeds is reported next to
+the live figures.
 
 Before playing, the scenario is checked against the running system (strategy from
 ``GET /uai/v1/health``, every DC server's capacity and an idle AC from ``/uai/v1/dcs`` and
@@ -42,6 +43,7 @@ from ac_app.sse import APPLICATION, NETWORK
 from cso_base import http
 from cso.simulation.engine import (CSO, Point, Request, Scenario, Series, Simulator, iter_requests,
                                    scenario_topology, summarise)
+from cso.simulation.outcomes import TracedSimulator
 from topologies.model import Topology
 
 OK = "ok"
@@ -196,6 +198,17 @@ class Replay:
     wall_s: float = 0.0
 
 
+def vm_request_body(host: str, demand: Demand,
+                    duration_s: Optional[float] = None) -> dict[str, Any]:
+    """The UAI body of a vm request from user host ``host`` (the AC's default duration when
+    None)."""
+    body: dict[str, Any] = {"type": "vm", "src": host, "cpu": demand.cpu,
+                            "memory_gb": demand.memory_gb, "disk_gb": demand.disk_gb}
+    if duration_s is not None:
+        body["duration_s"] = duration_s
+    return body
+
+
 def classify(answer: http.Answer) -> tuple[str, Optional[str], int, Optional[str], str]:
     """A POST's answer -> (outcome, server, hops, request id, detail)."""
     body = answer.json if isinstance(answer.json, dict) else {}
@@ -268,10 +281,8 @@ class Replayer:
             replay.calls_s.append(self.clock() - start)
 
     def _arrive(self, out: Outcome, replay: Replay) -> Outcome:
-        d = out.demand
-        body = {"type": "vm", "src": self.hosts[out.src], "cpu": d.cpu, "memory_gb": d.memory_gb,
-                "disk_gb": d.disk_gb,
-                "duration_s": round(max(60.0, 3 * out.holding * self.scale + 60.0), 3)}
+        body = vm_request_body(self.hosts[out.src], out.demand,
+                               round(max(60.0, 3 * out.holding * self.scale + 60.0), 3))
         out.arrival = self._now()
         try:
             answer = self._timed("POST", "/uai/v1/requests", body, replay)
@@ -320,8 +331,8 @@ class Replayer:
 
 # -- the live run's metrics and the request-by-request check ---------------------------------
 
-class _Held:
-    """A lightpath the live SC set up, as the mirror needs it: its hop count."""
+class Hops:
+    """A lightpath set up outside the simulator, as its counters need it: its hop count."""
 
     __slots__ = ("hops",)
 
@@ -355,38 +366,9 @@ class _Mirror(Simulator):
                             f"which the scenario's topology does not have")
         state = self.app.allocate(out.server, demand)
         self._server_changed(out.server, state.app_utilisation(self.a))
-        self._accepted(_Held(out.hops) if out.hops else None, out.server,  # type: ignore
+        self._accepted(Hops(out.hops) if out.hops else None, out.server,  # type: ignore
                        demand, holding)
         return OK
-
-
-class _Checker(Simulator):
-    """The simulator on the live run's realised timeline, keeping each request's choice."""
-
-    def __init__(self, point: Point):
-        super().__init__(point)
-        self.choices: list[tuple[str, Optional[str], int]] = []
-        self._server: Optional[str] = None
-        self._hops = 0
-
-    def decide(self, src: str, demand: Demand) -> Any:
-        """The strategy's choice, remembered."""
-        decision = super().decide(src, demand)
-        self._server = decision.server.server if decision.ok else None
-        return decision
-
-    def _accepted(self, path: Any, server_id: Optional[str], demand: Demand,
-                  holding: float) -> None:
-        self._hops = path.hops if path is not None else 0
-        super()._accepted(path, server_id, demand, holding)
-
-    def arrive(self, src: str, dst: Optional[str], demand: Demand, holding: float) -> str:
-        """Serve as the simulator does; record (outcome, server, hops)."""
-        self._server, self._hops = None, 0
-        outcome = super().arrive(src, dst, demand, holding)
-        self.choices.append((outcome, self._server if outcome == OK else None,
-                             self._hops if outcome == OK else 0))
-        return outcome
 
 
 def realised_trace(outcomes: Sequence[Outcome]) -> list[Request]:
@@ -445,10 +427,11 @@ def run_point(point: Point, uai: Uai, scale: float,
     replay = Replayer(uai, sim.topology, scale, clock, sleep).play(trace)
     timeline = realised_trace(replay.outcomes)
     live = _Mirror(point, [o for o in replay.outcomes if o.outcome != ERROR]).run(timeline)
-    checker = _Checker(point)
+    checker = TracedSimulator(point)
     checker.run(iter(timeline))
+    choices = [(s.outcome, s.server, s.hops) for s in checker.served]
     return {"live": {**live, "errors": len(replay.errors), "replay_wall_s": replay.wall_s},
-            "sim": simulated, "agreement": agreement(replay.outcomes, checker.choices),
+            "sim": simulated, "agreement": agreement(replay.outcomes, choices),
             "lags_s": replay.lags_s, "calls_s": replay.calls_s,
             "errors": replay.errors[:SHOWN_ERRORS], "error_count": len(replay.errors)}
 
