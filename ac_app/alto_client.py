@@ -42,7 +42,7 @@ from ac_app.asi_client import AsiError, AsiNetworkView, AsiUnreachable
 from ac_app.resources import NetworkView, PathInfo
 from cso_base import http
 from cso_base.wire import (BANDWIDTH_EXCEEDED, COST_MAP, COST_MAP_FILTER, DELAY_EXCEEDED, DIRECTORY,
-                           ERROR, HOPS_EXCEEDED, JITTER_EXCEEDED, NETWORK_MAP, NUMERICAL)
+                           ERROR, HOPS_EXCEEDED, JITTER_EXCEEDED, NETWORK_MAP, NO_PATH, NUMERICAL)
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ LOG = logging.getLogger(__name__)
 #: The metrics a `PathInfo` is made of, in the order of a multi-cost request.
 METRICS = ("routingcost", "hopcount", "delay-ow", "bw-residual")
 #: Reason of a destination the cost map leaves out (no feasible lightpath now).
-NO_PATH = "no-path"
 
 Costs = dict[str, dict[str, Optional[float]]]
 Send = Callable[..., http.Answer]

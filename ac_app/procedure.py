@@ -70,6 +70,7 @@ from ac_app.peers import AppStratum, Network
 from ac_app.requests import AppRequest, Kind, RequestError
 from ac_app.resources import AppView, Demand
 from ac_app.sse import APPLICATION, NETWORK, Choice, Sse
+from cso_base.wire import NO_PATH
 from topologies.model import Topology
 
 LOG = logging.getLogger(__name__)
@@ -399,7 +400,7 @@ def network_step() -> Iterator[None]:
     except AsiError as exc:
         if exc.status in _SC_REFUSALS:
             # no-path carries the PCE's reason in ``reason``; other refusals their code.
-            reason = exc.reason if exc.code == "no-path" else exc.code
+            reason = exc.reason if exc.code == NO_PATH else exc.code
             raise RequestError.stratum_failed(Kind.REFUSED, NETWORK, reason,
                                               exc.detail or exc.reason) from None
         kind = Kind.UNAVAILABLE if exc.status == 503 else Kind.BAD_ANSWER

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Iterable, Iterator, NamedTuple, Optional, Sequ
 
 from cso_base.wire import (BANDWIDTH_EXCEEDED, DELAY_EXCEEDED, DISCONNECTED, EXCLUDED,
                            HOPS_EXCEEDED, INCLUDE_UNSATISFIED, JITTER_EXCEEDED, NO_DISJOINT_PAIR,
-                           NO_WAVELENGTH, SAME_NODE, UNKNOWN_NODE)
+                           NO_PATH, NO_WAVELENGTH, SAME_NODE, UNKNOWN_NODE)
 from sc_app import ksp
 from sc_app.ted import TED, VLAN_BASE, TedError
 from topologies.model import DELAY_MS_PER_KM
@@ -210,7 +210,7 @@ class NoPath:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``{"error": "no-path", "reason": ..., "detail": ...}``."""
-        return {"error": "no-path", "reason": self.reason, "detail": self.detail}
+        return {"error": NO_PATH, "reason": self.reason, "detail": self.detail}
 
 
 @dataclass(frozen=True)
