@@ -20,12 +20,15 @@ socket or a switch, and with the simulator's clock:
 `CsoStack.submit` is what a UAI ``POST /uai/v1/requests`` of type vm does past HTTP
 (`Ua.submit` with the body `cso.simulation.live` sends), `CsoStack.delete` what its
 ``DELETE`` does (`Ua.delete`). Nothing of the procedure, the SSE, the agents or the SA is
-re-implemented here: this module only connects them.
+re-implemented here: this module only connects them. The clock given is the procedure's, the
+agents' and the ARAE's; the SC takes none, so its lightpaths' timestamps and its provisioning
+latency stay on the wall clock (no decision reads them).
 
 `StackSimulator` is the second simulation driver: the fast engine's request trace
 (`cso.simulation.engine.iter_requests`), clock and metrics (`Counters`), each arrival
 submitted to a `CsoStack` and each departure of an accepted request deleted from it, every
-request's `Served` kept. `run_point` is its entry for ``cso sim --driver stack``.
+request's `Served` kept. `run_point` is its entry for ``cso sim --driver stack``;
+`compare_point` and `compare_sweep` run both drivers side by side (``--driver compare``).
 """
 from __future__ import annotations
 
@@ -274,7 +277,11 @@ class CsoStack:
         self.sc = ScCore(topology, self.state_dir, {AC_NAME: ""}, self.sci, k=k,
                          path_order=order, wavelength_policy=policy, seed=seed)
         self.sci.core = self.sc
-        bring_up(self.sc)
+        try:
+            bring_up(self.sc)
+        except Exception:
+            self._close_sc()
+            raise
         # The application stratum: one agent per DC, read by the ARAE.
         self.agents: dict[str, Agent] = {}
         self._dc_of: dict[str, str] = {}
@@ -296,7 +303,7 @@ class CsoStack:
         self.procedure = Procedure(self.db, self.arae, LocalAsi(self.sc.service, AC_NAME),
                                    self.sse, topology, clock=clock)
         self.ua = Ua(self.procedure, Migration(self.procedure), topology,
-                     Demand(1, 1.0, 1.0), NEVER_S, NEVER_S)
+                     Demand(1, 1.0, 1.0), NEVER_S, NEVER_S)  # vod's demand: not simulated
         self._hosts = {node_id: plan.user_ip(node_id) for node_id in topology.nodes}
 
     def submit(self, src_node: str, demand: Demand) -> Record:
@@ -321,6 +328,9 @@ class CsoStack:
         self.db.close()
         for agent in self.agents.values():
             agent.store.close()
+        self._close_sc()
+
+    def _close_sc(self) -> None:
         self.sc.close()
         if self._own_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
