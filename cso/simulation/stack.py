@@ -48,7 +48,7 @@ from ac_app.asi_client import CONSTRAINTS, AsiError
 from ac_app.config import User
 from ac_app.db import RequestStore, Record
 from ac_app.dc_agent.agent import Agent, AgentError, VmStore
-from ac_app.dc_agent.api import STATUS
+from ac_app.dc_agent.api import api_error
 from ac_app.migration import Migration
 from ac_app.procedure import Procedure
 from ac_app.requests import Kind, RequestError
@@ -192,7 +192,8 @@ class LocalAgent:
 
 
 def _refused(exc: AgentError) -> AgentRefused:
-    return AgentRefused(STATUS.get(exc.code, 500), exc.code, exc.reason)
+    answer = api_error(exc)                     # the agent's REST shell: the same status
+    return AgentRefused(answer.status, answer.code, answer.reason)
 
 
 class LocalAsi:

@@ -6,6 +6,7 @@ from itertools import islice
 
 import pytest
 
+from ac_app.arae import AgentRefused
 from ac_app.asi_client import AsiError
 from ac_app.requests import Kind, RequestError
 from ac_app.resources import Demand
@@ -13,7 +14,7 @@ from ac_app.sse import APPLICATION, NETWORK, get
 from cso.simulation import cli as sim_cli
 from cso.simulation.engine import Point, Scenario, Series, iter_requests
 from cso.simulation.outcomes import OK, Served, TracedSimulator, compare
-from cso.simulation.stack import AC_NAME, CsoStack, LocalAsi, StackSimulator
+from cso.simulation.stack import AC_NAME, CsoStack, LocalAgent, LocalAsi, StackSimulator
 from sc_app.lightpath import UP
 from test_simulation import line_topology
 from topologies.loader import load
@@ -152,6 +153,24 @@ def test_the_network_port_speaks_for_the_sa_as_asi_would():
         with pytest.raises(AsiError) as unknown:
             asi.call("GET", "/asi/v1/topology")
         assert unknown.value.status == 404
+
+
+def test_the_agent_port_refuses_as_the_agents_rest_api_would():
+    with CsoStack(load("nsfnet"), get("GLB"), Clock(7.0)) as stack:
+        agent = LocalAgent(stack.agents["dc4"])
+        vm = agent.create_vm("vm-1", Demand(1, 1, 1), server="dc4-s1")
+        assert (vm["server"], vm["created"]) == ("dc4-s1", 7.0)
+        assert [v["id"] for v in agent.vms()] == ["vm-1"]
+        assert agent.state()["vms"][0]["id"] == "vm-1"
+        for call, status, code in ((lambda: agent.create_vm("vm-1", Demand(1)), 409,
+                                    "vm-exists"),
+                                   (lambda: agent.create_vm("vm-2", Demand(99)), 409,
+                                    "no-capacity"),
+                                   (lambda: agent.delete_vm("vm-9"), 404, "unknown-vm")):
+            with pytest.raises(AgentRefused) as refused:
+                call()
+            assert (refused.value.status, refused.value.code) == (status, code)
+        assert agent.delete_vm("vm-1")["id"] == "vm-1" and agent.vms() == []
 
 
 def test_served_and_compare():
