@@ -43,7 +43,6 @@ Several seeds give a mean and a 95% Student-t confidence interval per metric.
 from __future__ import annotations
 
 import heapq
-import inspect
 import math
 import random
 import time
@@ -223,14 +222,8 @@ def scenario_topology(scenario: Scenario) -> Topology:
 
 def make_strategy(name: str, scenario: Scenario, seed: int) -> strategies.Strategy:
     """The registered strategy ``name`` with the scenario's a, b, K (GLB) and a seeded RNG."""
-    cls = strategies.STRATEGIES.get(name.upper())
-    if cls is None:
-        strategies.get(name)            # raises the registry's ValueError naming the choices
-    offered = {"rng": random.Random(f"{seed}:strategy"), "a": scenario.a, "b": scenario.b,
-               "k": scenario.glb_k}
-    accepted = inspect.signature(cls).parameters
-    return strategies.get(name, **{key: value for key, value in offered.items()
-                                   if key in accepted})
+    return strategies.build(name, rng=random.Random(f"{seed}:strategy"), a=scenario.a,
+                            b=scenario.b, k=scenario.glb_k)
 
 
 @dataclass
