@@ -2,7 +2,8 @@
 
 Information resources (ids as in the IRD; `sc_app.alto_api` serves them under ``/alto``):
 
-- ``networkmap``: one PID per site, with the IPv4 prefixes of the address plan (DESIGN §8):
+- ``networkmap``: one PID per site, with the IPv4 prefixes of the address plan
+  (`topologies.addressing`):
   ``user-<i>`` 10.1.<i>.0/24 at every node, ``dc-<i>`` 10.2.<i>.0/24 at DC nodes, ``node-<i>``
   10.0.<i>.0/24 (the node's own infrastructure range), and ``default`` 0.0.0.0/0 for every
   other address, so the map is complete and non-overlapping (RFC 7285 §11.2.2). Nodes outside

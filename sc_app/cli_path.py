@@ -1,4 +1,4 @@
-"""``cso path``: compute a lightpath offline on a topology file (DESIGN §8).
+"""``cso path``: compute a lightpath offline on a topology file.
 
 Exit codes: 0 a path was found, 1 no path (the JSON says why), 2 bad
 arguments or an unreadable topology.

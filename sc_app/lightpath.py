@@ -1,15 +1,15 @@
 """Lightpaths: the record the SC keeps for each one, and endpoint resolution.
 
 A lightpath joins two endpoints over a route of fibres on one wavelength λ,
-emulated in the data plane as VLAN VID ``1000 + λ`` (DESIGN §5). Endpoints are
+emulated in the data plane as VLAN VID ``1000 + λ``. Endpoints are
 given as a node id (the whole site: both access ports) or a host IPv4 address,
-following the address plan of DESIGN §8:
+following the address plan (`topologies.addressing`):
 
 - user host ``u<i>``: ``10.1.<i>.1`` on port 1 of switch ``s<i>``;
 - DC host ``dc<i>`` and its VM aliases: ``10.2.<i>.<n>`` on port 2, only where
   node ``i`` has a data centre.
 
-A VM keeps its address when it migrates (DESIGN §6), so a DC-host address
+A VM keeps its address when it migrates, so a DC-host address
 ``10.2.<i>.<n>`` may be attached at another DC node ``j``: `resolve_endpoint`
 takes that node as an override. Such an attachment carries the MAC of the host
 really on the port (``dc<j>``): the egress switch writes it as the frame's

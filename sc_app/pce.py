@@ -1,4 +1,4 @@
-"""SA-PCE: constrained lightpath computation with wavelength continuity (DESIGN §5).
+"""SA-PCE: constrained lightpath computation with wavelength continuity.
 
 How a request is answered:
 
@@ -188,7 +188,7 @@ class Path:
         return _bits(self.free_mask)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (the ``cso path --json`` contract of DESIGN §8, plus details)."""
+        """JSON form (the ``cso path --json`` contract in the README, plus details)."""
         return {"route": list(self.route), "links": list(self.links),
                 "wavelength": self.wavelength, "vlan": self.vlan, "hops": self.hops,
                 "length_km": self.length_km, "delay_ms": self.delay_ms,

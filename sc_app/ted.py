@@ -1,4 +1,4 @@
-"""Traffic Engineering Database (TED / NRDB) of the network stratum (DESIGN §5).
+"""Traffic Engineering Database (TED / NRDB) of the network stratum.
 
 Structure lives in a networkx ``MultiGraph`` (nodes, fibres keyed by link id)
 for views and analyses; the state the PCE reads on every request lives in

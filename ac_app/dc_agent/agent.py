@@ -12,7 +12,7 @@ Plain classes, no HTTP (`ac_app.dc_agent.api` is the REST shell, `ac_app.dc_agen
 
 Addresses: the DC host's data address is ``10.2.<i>.1``; a VM gets the next free
 ``10.2.<i>.<n>`` (n from 2 to 254) unless the caller gives one. A migrated VM keeps its address,
-so any ``10.2.<j>.<n>`` is accepted when given (DESIGN §8).
+so any ``10.2.<j>.<n>`` is accepted when given (`topologies.addressing`).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ LOG = logging.getLogger(__name__)
 
 AGENT_PORT = 8100
 CONTENT_PORT = 8080
-#: Where VM addresses live (DESIGN §8): 10.2.<i>.<n>; the hosts' own interfaces use /8.
+#: Where VM addresses live (`topologies.addressing`): 10.2.<i>.<n>; host interfaces use /8.
 VM_NET = DC_PREFIX
 ALIAS_PREFIX_LEN = 8
 FIRST_ALIAS, LAST_ALIAS = 2, 254

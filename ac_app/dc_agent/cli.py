@@ -1,4 +1,4 @@
-"""``cso agent``: the DC agent, run inside a DC host (DESIGN §6).
+"""``cso agent``: the DC agent, run inside a DC host.
 
     cso agent --dc ID --topo NAME|FILE --data-if IFACE --state-dir DIR
               [--listen HOST:PORT] [--content-listen HOST:PORT] [--token T]
