@@ -31,25 +31,17 @@ def _settings(paths: Sequence[str]) -> "AcSettings":
 
 def check_config(argv: Sequence[str]) -> int:
     """``cso ac check-config FILE...``: validate offline; 0 when valid, 1 otherwise."""
-    from cso_base.config import ConfigError
+    from cso_base.config import check_config_command
 
-    parser = argparse.ArgumentParser(prog=f"{PROG} check-config",
-                                     description="Validate AC config files without starting.")
-    parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="INI files with an [ac] section, later ones overriding earlier ones")
-    args = parser.parse_args(list(argv))
-    try:
-        settings = _settings(args.files)
-    except ConfigError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
+    return check_config_command(argv, PROG, "AC", "INI files with an [ac] section, later ones "
+                                "overriding earlier ones", _settings, _summary)
+
+
+def _summary(settings: "AcSettings") -> str:
     managers = sum(1 for user in settings.users.values() if user.manager)
-    print(f"{', '.join(args.files)}: OK (topology {settings.topology.name}; "
-          f"{len(settings.users)} user(s), {managers} manager(s); {len(settings.agents)} "
-          f"agent(s); strategy {settings.strategy}; SC {settings.sc_url}; UAI on "
-          f"{settings.listen_host}:{settings.listen_port})")
-    return 0
+    return (f"topology {settings.topology.name}; {len(settings.users)} user(s), {managers} "
+            f"manager(s); {len(settings.agents)} agent(s); strategy {settings.strategy}; SC "
+            f"{settings.sc_url}; UAI on {settings.listen_host}:{settings.listen_port}")
 
 
 def serve(argv: Sequence[str]) -> int:

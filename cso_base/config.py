@@ -7,11 +7,13 @@ the file, section and option; later files override earlier ones.
 """
 from __future__ import annotations
 
+import argparse
 import configparser
 import difflib
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from oslo_config import types
 
@@ -111,6 +113,28 @@ def read_texts(texts: Sequence[tuple[str, str]], schema: Mapping[str, Sequence[F
     for source, text in texts:
         errors.extend(read_ini(text, source, schema, strict, values, where))
     return values, where, errors
+
+
+def check_config_command(argv: Sequence[str], prog: str, what: str, files_help: str,
+                         check_files: Callable[[Sequence[str]], Any],
+                         summary: Callable[[Any], str]) -> int:
+    """``<prog> check-config FILE...``: validate offline; 0 when valid, 1 otherwise.
+
+    ``check_files`` builds the settings or raises `ConfigError`, whose every problem goes to
+    stderr; valid files get one line on stdout, ``summary`` saying what they configure.
+    """
+    parser = argparse.ArgumentParser(prog=f"{prog} check-config",
+                                     description=f"Validate {what} config files without starting.")
+    parser.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    args = parser.parse_args(list(argv))
+    try:
+        settings = check_files(args.files)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    print(f"{', '.join(args.files)}: OK ({summary(settings)})")
+    return 0
 
 
 def parse_tokens(items: Iterable[str], location: str, errors: list[str],

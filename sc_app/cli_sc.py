@@ -3,7 +3,7 @@
 Every ryu-manager flag passes through unchanged. On top of ryu-manager this launcher:
 
 - restores ``eventlet.wsgi.ALREADY_HANDLED`` (gone from the eventlets that run on Python 3.11,
-  still imported by ``ryu.app.wsgi``) before Ryu is imported (DESIGN §7);
+  still imported by ``ryu.app.wsgi``) before Ryu is imported;
 - loads ``sc_app.app`` when no application is named;
 - turns LLDP link discovery (``--observe-links``) on by default (``--noobserve-links``: off);
 - validates the ``[sc]`` section of every ``--config-file`` before starting, and offers
@@ -21,6 +21,7 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
+from cso_base.config import check_config_command
 from cso_base.signals import graceful_signals
 from sc_app import config
 
@@ -114,22 +115,16 @@ def names_app_list(argv: Sequence[str]) -> bool:
 
 def check_config(argv: Sequence[str]) -> int:
     """``cso sc check-config FILE...``: validate offline; 0 when valid, 1 otherwise."""
-    parser = argparse.ArgumentParser(prog=f"{PROG} check-config",
-                                     description="Validate SC config files without starting.")
-    parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="oslo.config files, later ones overriding earlier ones")
-    args = parser.parse_args(list(argv))
-    try:
-        settings = config.check_files(args.files)
-    except config.ConfigError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
-    print(f"{', '.join(args.files)}: OK (topology {settings.topology.name}: "
-          f"{len(settings.topology.nodes)} nodes, {len(settings.topology.links)} links; "
-          f"{len(settings.ac_tokens)} AC token(s); REST port {settings.rest_port}, "
-          f"OpenFlow port {settings.ofp_port})")
-    return 0
+    return check_config_command(argv, PROG, "SC",
+                                "oslo.config files, later ones overriding earlier ones",
+                                config.check_files, _summary)
+
+
+def _summary(settings: config.Settings) -> str:
+    topology = settings.topology
+    return (f"topology {topology.name}: {len(topology.nodes)} nodes, {len(topology.links)} "
+            f"links; {len(settings.ac_tokens)} AC token(s); REST port {settings.rest_port}, "
+            f"OpenFlow port {settings.ofp_port}")
 
 
 def run_ryu(argv: Sequence[str]) -> int:
