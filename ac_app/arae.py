@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from ac_app.dc_agent.agent import server_state
 from ac_app.resources import AppView, Demand, ServerState
+from cso_base.errors import CodedError
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
@@ -35,14 +36,12 @@ class AgentUnreachable(Exception):
     """The agent did not answer in time, or not with JSON."""
 
 
-class AgentRefused(Exception):
+class AgentRefused(CodedError):
     """The agent answered with an error status; ``code`` and ``reason`` are its own."""
 
     def __init__(self, status: int, code: str, reason: str):
-        super().__init__(f"{status} {code}: {reason}")
+        super().__init__(status, code, reason)
         self.status = status
-        self.code = code
-        self.reason = reason
 
 
 class AgentClient:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ac_app.resources import PathInfo, path_infos_from_asi
 from cso_base import http
+from cso_base.errors import CodedError
 
 PREFIX = "/asi/v1"
 LIGHTPATHS = f"{PREFIX}/lightpaths"
@@ -28,14 +29,12 @@ class AsiUnreachable(Exception):
     """The SC did not answer (refused connection, timeout, unknown host)."""
 
 
-class AsiError(Exception):
+class AsiError(CodedError):
     """The SC answered an error (or an answer that is not what ASI promises)."""
 
     def __init__(self, status: int, code: str, reason: str, detail: str = ""):
-        super().__init__(f"{status} {code}: {reason}" + (f" ({detail})" if detail else ""))
+        super().__init__(status, code, reason, f"({detail})" if detail else None)
         self.status = status
-        self.code = code
-        self.reason = reason
         self.detail = detail
 
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 
 from ac_app.db import Record
 from ac_app.resources import Demand
+from cso_base.errors import CodedError
 
 #: Request types: a video session, a VM, and a VM migration (CSO draft §6.2, managers only).
 VOD, VM, MIGRATION = "vod", "vm", "migration"
@@ -75,7 +76,7 @@ _STRATUM_CODES = {Kind.REFUSED: "refused", Kind.UNAVAILABLE: "unavailable",
                   Kind.BAD_ANSWER: "bad-gateway", Kind.INTERNAL: "internal"}
 
 
-class RequestError(Exception):
+class RequestError(CodedError):
     """Why the AC does not do what a request asks: kind, code, reason, stratum, and facts.
 
     ``stratum`` ("application" or "network") and ``detail`` are set when a stratum failed a
@@ -85,10 +86,8 @@ class RequestError(Exception):
 
     def __init__(self, kind: Kind, code: str, reason: str, stratum: Optional[str] = None,
                  detail: Optional[str] = None, **facts: Any):
-        super().__init__(f"{kind.value} {code}: {reason}" + (f" {detail}" if detail else ""))
+        super().__init__(kind.value, code, reason, detail)
         self.kind = kind
-        self.code = code
-        self.reason = reason
         self.stratum = stratum
         self.detail = detail
         self.facts = facts

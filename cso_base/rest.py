@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from webob import Request, Response
 
+from cso_base.errors import CodedError
+
 LOG = logging.getLogger(__name__)
 
 #: Bodies larger than this are refused (413) before parsing.
@@ -25,14 +27,12 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_INT = 2 ** 53
 
 
-class ApiError(Exception):
+class ApiError(CodedError):
     """An error answered to the client as ``{"error": code, "reason": text, ...}``."""
 
     def __init__(self, status: int, code: str, reason: str, **extra: Any):
-        super().__init__(f"{status} {code}: {reason}")
+        super().__init__(status, code, reason)
         self.status = status
-        self.code = code
-        self.reason = reason
         self.extra = extra
 
     def body(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from cso_base import wire
+from cso_base.errors import CodedError
 from sc_app import flows
 from sc_app.dbm import Database
 from sc_app.events import EventBus
@@ -74,14 +75,12 @@ class ErrorKind(str, enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-class SaError(Exception):
+class SaError(CodedError):
     """A request the SA refuses: its kind, a code of `cso_base.wire`, a reason and details."""
 
     def __init__(self, kind: ErrorKind, code: str, reason: str, **details: Any):
-        super().__init__(f"{kind.value} {code}: {reason}")
+        super().__init__(kind.value, code, reason)
         self.kind = kind
-        self.code = code
-        self.reason = reason
         #: More fields for the AC (``field``, ``detail``, ``dpid``), in the order given.
         self.details = details
 
