@@ -9,7 +9,6 @@ exist. See docs/openapi-ac.yaml.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Mapping, Optional
 
 from webob import Request, Response
@@ -19,7 +18,8 @@ from ac_app.config import User
 from ac_app.db import ACTIVE, Record, iso, migration_json
 from ac_app.requests import MIGRATION, VOD, Kind, RequestError
 from ac_app.ua import Ua
-from cso_base.rest import ApiError, authenticate, json_body, json_response, query_params
+from cso_base.rest import (ApiError, answers, authenticate, error_response, json_body,
+                           json_response, query_params)
 from cso_base.wsgi import WsgiApp, route
 
 PREFIX = "/uai/v1"
@@ -29,8 +29,6 @@ STATUS = {Kind.INVALID: 400, Kind.FORBIDDEN: 403, Kind.NOT_FOUND: 404, Kind.CONF
           Kind.REFUSED: 409, Kind.INAPPLICABLE: 422, Kind.INTERNAL: 500, Kind.BAD_ANSWER: 502,
           Kind.UNAVAILABLE: 503}
 
-Handler = Callable[..., Response]
-
 
 def api_error(err: RequestError) -> ApiError:
     """The UAI's answer to ``err``: its kind's status; its code, reason, stratum and detail (when
@@ -39,17 +37,8 @@ def api_error(err: RequestError) -> ApiError:
     return ApiError(STATUS[err.kind], err.code, err.reason, **extra, **err.facts)
 
 
-def answers_request_errors(handler: Handler) -> Handler:
-    """Handler decorator: a `RequestError` is answered as its `api_error`."""
-
-    @functools.wraps(handler)
-    def wrapper(self: Any, req: Request, **kwargs: Any) -> Response:
-        try:
-            return handler(self, req, **kwargs)
-        except RequestError as err:
-            raise api_error(err) from None
-
-    return wrapper
+#: Handler decorator: a `RequestError` is answered as its `api_error`.
+answers_request_errors = answers(RequestError, lambda err: error_response(api_error(err)))
 
 
 def request_json(record: Record) -> dict[str, Any]:

@@ -229,15 +229,31 @@ def query_params(req: Request, allowed: Iterable[str]) -> dict[str, str]:
     return result
 
 
+def answers(error: type[Exception], answer: Callable[[Any], Response]
+            ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Decorator for handlers: a domain ``error`` they raise is answered with ``answer(err)``."""
+
+    def decorate(func: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(func)
+        def wrapper(self: Any, req: Request, **kwargs: Any) -> Response:
+            try:
+                return func(self, req, **kwargs)
+            except error as err:
+                return answer(err)
+
+        return wrapper
+
+    return decorate
+
+
 def handles_errors(func: Callable[..., Response]) -> Callable[..., Response]:
     """Decorator for handlers: ApiError -> its JSON answer; anything else -> logged JSON 500."""
+    answered = answers(ApiError, error_response)(func)
 
     @functools.wraps(func)
     def wrapper(self: Any, req: Request, **kwargs: Any) -> Response:
         try:
-            return func(self, req, **kwargs)
-        except ApiError as err:
-            return error_response(err)
+            return answered(self, req, **kwargs)
         except Exception:  # noqa: BLE001 - the last line of defence: log and count
             LOG.exception("handler %s failed on %s %s", func.__name__, req.method, req.path)
             on_failure = getattr(self, "on_handler_failure", None)

@@ -11,13 +11,13 @@ HTTP answer, and the query parameter of the event streams (``max_seconds``).
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Callable, Optional
 
 from ryu.app.wsgi import ControllerBase
 from webob import Request, Response
 
+from cso_base import rest
 from cso_base.rest import ApiError, handles_errors
 from cso_base.wsgi import has_trailing_newline
 
@@ -37,17 +37,15 @@ class JsonController(ControllerBase):
 
 def answers(error: type[Exception], answer: Callable[[Any], Response]
             ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    """Decorator for handlers: `handles_errors`, plus ``error`` -> ``answer(err)``."""
+    """Decorator for handlers: `handles_errors`, plus ``error`` -> ``answer(err)``.
+
+    `cso_base.rest.answers` inside `handles_errors`: Ryu has no dispatcher that answers the
+    other errors as JSON.
+    """
+    answer_error = rest.answers(error, answer)
 
     def decorate(func: Callable[..., Response]) -> Callable[..., Response]:
-        @functools.wraps(func)
-        def wrapper(self: Any, req: Request, **kwargs: Any) -> Response:
-            try:
-                return func(self, req, **kwargs)
-            except error as err:
-                return answer(err)
-
-        return handles_errors(wrapper)
+        return handles_errors(answer_error(func))
 
     return decorate
 

@@ -14,8 +14,8 @@ from webob import Request, Response
 
 from ac_app.dc_agent.agent import Agent, AgentError, check_content_request, content_chunks
 from ac_app.resources import Demand
-from cso_base.rest import (ApiError, Field, authenticate, json_body, json_response, query_params,
-                           validate)
+from cso_base.rest import (ApiError, Field, answers, authenticate, error_response, json_body,
+                           json_response, query_params, validate)
 from cso_base.wsgi import WsgiApp, route
 
 #: AgentError code -> HTTP status.
@@ -49,6 +49,10 @@ VM_SCHEMA = {
 def api_error(exc: AgentError) -> ApiError:
     """The REST error of an agent refusal."""
     return ApiError(STATUS.get(exc.code, 500), exc.code, exc.reason)
+
+
+#: Handler decorator: an `AgentError` is answered as its `api_error`.
+answers_agent_errors = answers(AgentError, lambda exc: error_response(api_error(exc)))
 
 
 class AgentApi:
@@ -92,6 +96,7 @@ class AgentApi:
         return json_response({"vms": [vm.to_json() for vm in self.agent.vms()]})
 
     @route("/agent/v1/vms", "POST")
+    @answers_agent_errors
     def create_vm(self, req: Request) -> Response:
         """Allocate a VM: place it, give it an address and add the alias."""
         self._auth(req)
@@ -100,32 +105,25 @@ class AgentApi:
             raise ApiError(400, "invalid-field", "id must have 1 to 64 letters, digits, '.', "
                            "'_', ':' or '-' and start with a letter or digit", field="id")
         demand = Demand(body["cpu"], body["memory_gb"], body.get("disk_gb", 0.0))
-        try:
-            vm = self.agent.allocate(body["id"], demand, body.get("server"), body.get("ip"))
-        except AgentError as exc:
-            raise api_error(exc) from None
+        vm = self.agent.allocate(body["id"], demand, body.get("server"), body.get("ip"))
         return json_response(vm.to_json(), 201,
                              {"Location": f"/agent/v1/vms/{vm.id}"})
 
     @route("/agent/v1/vms/{vm_id}", "GET")
+    @answers_agent_errors
     def get_vm(self, req: Request, vm_id: str) -> Response:
         """One VM."""
         self._auth(req)
         query_params(req, ())
-        try:
-            return json_response(self.agent.vm(vm_id).to_json())
-        except AgentError as exc:
-            raise api_error(exc) from None
+        return json_response(self.agent.vm(vm_id).to_json())
 
     @route("/agent/v1/vms/{vm_id}", "DELETE")
+    @answers_agent_errors
     def delete_vm(self, req: Request, vm_id: str) -> Response:
         """Release a VM: remove its alias and free its resources; answers the VM released."""
         self._auth(req)
         query_params(req, ())
-        try:
-            return json_response(self.agent.release(vm_id).to_json())
-        except AgentError as exc:
-            raise api_error(exc) from None
+        return json_response(self.agent.release(vm_id).to_json())
 
 
 class ContentApi:
@@ -135,14 +133,11 @@ class ContentApi:
         self.agent = agent
 
     @route("/content/{name}", "GET")
+    @answers_agent_errors
     def content(self, req: Request, name: str) -> Response:
         """Stream the content; says which VM (by the address asked) served it."""
         params = query_params(req, ("bytes",))
-        nbytes = _int_param(params, "bytes")
-        try:
-            nbytes = check_content_request(name, nbytes)
-        except AgentError as exc:
-            raise api_error(exc) from None
+        nbytes = check_content_request(name, _int_param(params, "bytes"))
         resp = Response(status=200, content_type="application/octet-stream",
                         app_iter=content_chunks(name, nbytes))
         resp.content_length = nbytes
