@@ -279,6 +279,16 @@ class _Filters(NamedTuple):
     include: frozenset[int]
 
 
+class _Judged(NamedTuple):
+    """A valid request's K candidates, each with its verdict: (route, first failing check or
+    None, free mask)."""
+
+    s: int
+    t: int
+    filters: Optional[_Filters]
+    verdicts: list[tuple[_Route, Optional[str], int]]
+
+
 class PCE:
     """Path Computation Element of the Service Controller, over one TED."""
 
@@ -380,18 +390,11 @@ class PCE:
         No wavelength is chosen (``path.wavelength`` is None). A NoPath when there
         is no admissible route at all.
         """
-        request = self._request(src, dst, constraints or NO_CONSTRAINTS)
-        if isinstance(request, NoPath):
-            return request
-        s, t, c, entry, filters = request
-        routes = self._tried(entry)
-        if not routes:
-            return self._why_none(s, t, filters)
-        out = []
-        for route in routes:
-            reason, mask = self._verdict(route, c)
-            out.append(Candidate(self._path(route, None, mask), reason))
-        return out
+        judged = self._judged(src, dst, constraints or NO_CONSTRAINTS)
+        if isinstance(judged, NoPath):
+            return judged
+        return [Candidate(self._path(route, None, mask), reason)
+                for route, reason, mask in judged.verdicts]
 
     def disjoint_pair(self, src: str, dst: str, constraints: Optional[Constraints] = None,
                       mode: str = "link") -> Union[PathPair, NoPath]:
@@ -597,6 +600,18 @@ class PCE:
         return NoPath(_STAGES[worst], f"{n} candidate(s) tried; the furthest one failed"
                       f" {_STAGES[worst]} (route {'-'.join(example.route)})")
 
+    def _judged(self, src: str, dst: str, c: Constraints) -> Union[_Judged, NoPath]:
+        """Every candidate with its verdict, or NoPath when the request is invalid or no
+        admissible route exists."""
+        request = self._request(src, dst, c)
+        if isinstance(request, NoPath):
+            return request
+        s, t, c, entry, filters = request
+        routes = self._tried(entry)
+        if not routes:
+            return self._why_none(s, t, filters)
+        return _Judged(s, t, filters, [(route, *self._verdict(route, c)) for route in routes])
+
     def _why_none(self, s: int, t: int, filters: Optional[_Filters]) -> NoPath:
         """The reason when no admissible route exists at all."""
         adj = self._adj
@@ -614,23 +629,18 @@ class PCE:
     def _select_pair(self, src: str, dst: str, c: Constraints, mode: str):
         if mode not in DISJOINT_MODES:
             raise ValueError(f"mode must be one of {DISJOINT_MODES}, not {mode!r}")
-        request = self._request(src, dst, c)
-        if isinstance(request, NoPath):
-            return request
-        s, t, c, entry, filters = request
-        routes = self._tried(entry)
-        if not routes:
-            return self._why_none(s, t, filters)
+        judged = self._judged(src, dst, c)
+        if isinstance(judged, NoPath):
+            return judged
         feasible, worst = [], -1
-        for route in routes:
-            reason, mask = self._verdict(route, c)
+        for route, reason, mask in judged.verdicts:
             if reason is None:
                 feasible.append((route, mask))
             else:
                 worst = max(worst, _STAGES.index(reason))
         options = [(a, b) for n, a in enumerate(feasible) for b in feasible[n + 1:]
                    if self._disjoint(a[0], b[0], mode)]
-        options.extend(self._suurballe(s, t, c, filters, mode))
+        options.extend(self._suurballe(judged.s, judged.t, c, judged.filters, mode))
         if options:
             return min(options, key=lambda pair: (pair[0][0].cost + pair[1][0].cost,
                                                   pair[0][0].nodes, pair[0][0].links,
