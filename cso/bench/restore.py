@@ -87,15 +87,12 @@ def stats(values: Iterable[float]) -> dict[str, Any]:
             "max_ms": round(values[-1], 2)}
 
 
-PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
-
-
 def ping_outage_ms(output: str, interval: float) -> Optional[float]:
     """Lost pings x interval (ms) from ping's summary line; None when there is none."""
-    found = PING_SUMMARY.search(output)
-    if not found:
+    counts = lab.ping_summary(output)
+    if counts is None:
         return None
-    sent, received = int(found.group(1)), int(found.group(2))
+    sent, received = counts
     return round((sent - received) * interval * 1e3, 2)
 
 

@@ -35,6 +35,9 @@ DEMO_USERS = {"demo-user": ("user", "demo-user-token"),
               "demo-manager": ("provider-manager", "demo-manager-token"),
               "other-user": ("user", "other-user-token")}
 
+#: The summary ``ping`` prints when it ends.
+PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
 _RUNNING: list["Process"] = []
 
 
@@ -129,6 +132,17 @@ class Process:
                 continue
         return self.popen.returncode
 
+    def wait_listening(self, ports: Sequence[int], timeout: float) -> None:
+        """Wait until every one of ``ports`` on 127.0.0.1 accepts connections (it has exited,
+        or ``timeout`` passed: raise with the log's tail)."""
+        deadline = time.monotonic() + timeout
+        while not all(_listening(port) for port in ports):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cso {self.name} not listening on {list(ports)} after "
+                                   f"{timeout:g} s; log {self.log_path}:\n{self.tail()}")
+            time.sleep(0.1)
+
     def tail(self, lines: int = 40) -> str:
         """The last lines of the log."""
         try:
@@ -136,6 +150,23 @@ class Process:
                 return "".join(handle.readlines()[-lines:])
         except OSError as exc:
             return f"(no log: {exc})"
+
+
+def ping_summary(output: str) -> Optional[tuple[int, int]]:
+    """(sent, received) from ping's summary in ``output``; None when there is none."""
+    found = PING_SUMMARY.search(output)
+    return None if found is None else (int(found.group(1)), int(found.group(2)))
+
+
+def wait_ping(ping: Process, timeout: float) -> tuple[int, int]:
+    """Wait until a background ``ping`` (`NetRun.popen`) ends; (sent, received)."""
+    if ping.popen is None:
+        raise RuntimeError(f"{ping.name} was never started")
+    ping.popen.wait(timeout)
+    counts = ping_summary(ping.tail(5))
+    if counts is None:
+        raise RuntimeError(f"no ping summary in {ping.log_path}:\n{ping.tail(5)}")
+    return counts
 
 
 class ScRun:
@@ -167,18 +198,10 @@ class ScRun:
 
     def start(self, timeout: float = 30.0, wait_rest: bool = True) -> "ScRun":
         """Start and wait until the OpenFlow port (and the REST port) accept connections."""
-        os.makedirs(self.log_dir, exist_ok=True)
-        with open(self.config_path, "w", encoding="utf-8") as handle:
-            handle.write(self.config_text)
+        _write(self.config_path, self.config_text)
         self.process.start()
-        ports = [self.ofp_port] + ([self.rest_port] if wait_rest else [])
-        deadline = time.monotonic() + timeout
-        while not all(_listening(port) for port in ports):
-            self.process.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cso sc not listening on {ports} after {timeout:g} s; "
-                                   f"log {self.process.log_path}:\n{self.process.tail()}")
-            time.sleep(0.1)
+        self.process.wait_listening([self.ofp_port] + ([self.rest_port] if wait_rest else []),
+                                    timeout)
         return self
 
     def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
@@ -232,17 +255,9 @@ class AcRun:
 
     def start(self, timeout: float = 30.0) -> "AcRun":
         """Start and wait until UAI answers."""
-        os.makedirs(self.log_dir, exist_ok=True)
-        with open(self.config_path, "w", encoding="utf-8") as handle:
-            handle.write(self.config_text)
+        _write(self.config_path, self.config_text)
         self.process.start()
-        deadline = time.monotonic() + timeout
-        while not _listening(self.port):
-            self.process.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cso ac not listening on {self.port} after {timeout:g} s; "
-                                   f"log {self.process.log_path}:\n{self.process.tail()}")
-            time.sleep(0.1)
+        self.process.wait_listening([self.port], timeout)
         return self
 
     def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
@@ -431,6 +446,13 @@ def _run(argv: Sequence[str], timeout: float = 30.0,
          check: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
                           check=check)
+
+
+def _write(path: str, text: str) -> None:
+    """Write ``text`` to the file ``path``, making its directory first."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _listening(port: int) -> bool:

@@ -14,11 +14,9 @@ import sys
 import pytest
 
 from cso_base import http
+from uai_steps import AC_TOKEN, MANAGER, OTHER, USER, served_vm
 
 pytestmark = pytest.mark.integration
-
-USER, MANAGER, OTHER = "demo-user-token", "demo-manager-token", "other-user-token"
-AC_TOKEN = "demo-ac-token"
 
 # argv: URL. Prints {"status", "bytes"} or {"error"}: run inside a user host.
 _DOWNLOAD = """
@@ -68,11 +66,7 @@ def test_vod_with_glb_over_a_lightpath_then_release(ac, sc, net):
 
 
 def test_vm_request_gets_a_reachable_vm(ac, net):
-    resp = ac.request("POST", "/uai/v1/requests",
-                      {"type": "vm", "src": net.ip("u5"), "cpu": 2, "memory_gb": 4,
-                       "disk_gb": 20}, token=USER)
-    assert resp.status == 201, resp.json
-    req = resp.json
+    req = served_vm(ac, net)
     try:
         assert net.ping("u5", req["vm_ip"], count=3)
         assert req["id"] in vms_everywhere(net)

@@ -19,12 +19,11 @@ import pytest
 from cso_base import http
 from cso.emulation import lab as harness
 from cso.emulation.lab import wait_for
+from cso.emulation.lifecycle import command_lines
+from uai_steps import AC_TOKEN, MANAGER, REQS, USER, served_vm
 
 pytestmark = pytest.mark.integration
 
-USER, MANAGER = "demo-user-token", "demo-manager-token"
-AC_TOKEN = "demo-ac-token"
-REQS = "/uai/v1/requests"
 #: Fast failure detection: an agent silent for about 1.5 s makes its DC unavailable.
 AC_OPTIONS = {"agent_poll_interval": 0.5, "agent_timeout": 0.5, "agent_failures": 2}
 #: Fields of the accounting that grow with time while requests are active.
@@ -67,16 +66,9 @@ def untimed(accounting: dict[str, Any]) -> dict[str, Any]:
 def agent_pid(net: harness.NetRun, dc: str) -> int:
     """The pid of ``dc``'s ``cso agent`` of this emulation (found by its state dir)."""
     state_dir = os.path.join(net.run_dir, "agents", dc)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
+    for pid, argv in command_lines():
         if b"agent" in argv and state_dir.encode() in argv:
-            return int(entry)
+            return pid
     raise AssertionError(f"no agent process for {dc} ({state_dir})")
 
 
@@ -95,9 +87,7 @@ def check_held(ac: harness.AcRun, sc: harness.ScRun, net: harness.NetRun) -> Non
 
 
 def test_kill_9_of_the_ac_loses_nothing(ac, sc, net):
-    vm = ac.request("POST", REQS, {"type": "vm", "src": net.ip("u5"), "cpu": 2, "memory_gb": 4,
-                                   "disk_gb": 20}, token=USER)
-    assert vm.status == 201, vm.json
+    vm = served_vm(ac, net)
     vod = ac.request("POST", REQS, {"type": "vod", "src": net.ip("u1"), "content": "movie-1"},
                      token=USER)
     assert vod.status == 201, vod.json
@@ -113,8 +103,8 @@ def test_kill_9_of_the_ac_loses_nothing(ac, sc, net):
     assert untimed(ac.request("GET", "/uai/v1/accounting", token=MANAGER).json) == \
         untimed(accounting)
     check_held(ac, sc, net)
-    assert net.ping("u5", vm.json["vm_ip"], count=2)
-    for record in (vm.json, vod.json):
+    assert net.ping("u5", vm["vm_ip"], count=2)
+    for record in (vm, vod.json):
         gone = ac.request("DELETE", f"{REQS}/{record['id']}", token=USER)
         assert gone.status == 200 and gone.json["status"] == "released", gone.json
     check_held(ac, sc, net)
@@ -122,10 +112,7 @@ def test_kill_9_of_the_ac_loses_nothing(ac, sc, net):
 
 
 def test_a_dc_whose_agent_stops_answering_has_its_vm_migrated(ac, sc, net):
-    resp = ac.request("POST", REQS, {"type": "vm", "src": net.ip("u5"), "cpu": 2,
-                                     "memory_gb": 4, "disk_gb": 20}, token=USER)
-    assert resp.status == 201, resp.json
-    before = resp.json
+    before = served_vm(ac, net)
     vm_ip, source = before["vm_ip"], before["dc"]
     assert net.ping("u5", vm_ip, count=2)
     pid = agent_pid(net, source)

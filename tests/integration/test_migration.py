@@ -9,12 +9,9 @@ from __future__ import annotations
 import pytest
 
 from cso_base import http
+from uai_steps import AC_TOKEN, MANAGER, REQS, USER, served_vm
 
 pytestmark = pytest.mark.integration
-
-USER, MANAGER = "demo-user-token", "demo-manager-token"
-AC_TOKEN = "demo-ac-token"
-REQS = "/uai/v1/requests"
 
 
 def holders(net, vm_id: str) -> dict[str, str]:
@@ -33,10 +30,7 @@ def has_address(net, host: str, ip: str) -> bool:
 
 
 def test_a_migrated_vm_keeps_its_address_and_answers_from_another_dc(ac, sc, net):
-    resp = ac.request("POST", REQS, {"type": "vm", "src": net.ip("u5"), "cpu": 2,
-                                     "memory_gb": 4, "disk_gb": 20}, token=USER)
-    assert resp.status == 201, resp.json
-    before = resp.json
+    before = served_vm(ac, net)
     vm_ip, source = before["vm_ip"], before["dc"]
     try:
         assert net.ping("u5", vm_ip, count=3)

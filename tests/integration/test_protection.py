@@ -21,7 +21,7 @@ import pytest
 
 from sc_app.flows import base_flows
 from sc_app.reconcile import READ_REQUESTS
-from cso.emulation.lab import wait_for
+from cso.emulation.lab import wait_for, wait_ping
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration
@@ -92,10 +92,7 @@ def test_a_cut_next_to_the_ingress_fails_over_to_the_backup_without_flow_mods(sc
                          "-W", "1", net.ip(dst), log_name=f"protection-ping-{dst}")
         time.sleep(1.0)
         set_link(intf, "down")
-        ping.popen.wait(PING_COUNT * PING_INTERVAL * 3 + 10)
-        summary = re.search(r"(\d+) packets transmitted, (\d+) received", ping.tail(5))
-        assert summary, ping.tail(5)
-        sent, received = map(int, summary.groups())
+        sent, received = wait_ping(ping, PING_COUNT * PING_INTERVAL * 3 + 10)
         lost = sent - received
         print(f"protection switch-over u0 -> {dst}: {lost} of {sent} pings lost at "
               f"{PING_INTERVAL * 1e3:g} ms: about {lost * PING_INTERVAL * 1e3:g} ms")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from cso.emulation.lab import wait_for
+from cso.emulation.lab import wait_for, wait_ping
 from topologies.loader import load
 
 pytestmark = pytest.mark.integration
@@ -66,10 +66,7 @@ def test_a_fibre_down_under_ping_reroutes_the_lightpath_and_up_clears_the_alarm(
             assert cookie_switches(net, lp["cookie"]) == set()
             assert cookie_switches(net, now["cookie"]) == {f"s{n}" for n in now["route"]}
             assert ("link-down", link.id) in alarms(sc)
-            ping.popen.wait(PING_COUNT * PING_INTERVAL * 3 + 10)
-            summary = re.search(r"(\d+) packets transmitted, (\d+) received", ping.tail(5))
-            assert summary, ping.tail(5)
-            sent, received = map(int, summary.groups())
+            sent, received = wait_ping(ping, PING_COUNT * PING_INTERVAL * 3 + 10)
             # Bounded loss: the port-status round trip and the re-route, well under a second.
             assert sent - received <= 50, ping.tail(5)
             assert net.ping("u0", "dc7", count=2)

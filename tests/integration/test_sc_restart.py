@@ -177,10 +177,7 @@ def test_kill_9_under_load_and_restart_loses_and_duplicates_nothing(sc_factory, 
         if "reply" in in_flight and in_flight["reply"][0] == 201:
             assert in_flight["reply"][1]["id"] in after  # acknowledged means recorded
 
-        ping.popen.wait(PING_COUNT * PING_INTERVAL * 3 + 10)
-        summary = re.search(r"(\d+) packets transmitted, (\d+) received", ping.tail(5))
-        assert summary, ping.tail(5)
-        sent, received = map(int, summary.groups())
+        sent, received = lab.wait_ping(ping, PING_COUNT * PING_INTERVAL * 3 + 10)
         assert sent - received <= 5, ping.tail(5)
         assert net.ping("u0", "dc9", count=2)
         assert all(net.ping(users[1 + i], "dc12", count=1) for i in range(len(others)))

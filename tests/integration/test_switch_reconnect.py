@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from cso.emulation.lab import wait_for
+from cso.emulation.lab import wait_for, wait_ping
 
 pytestmark = pytest.mark.integration
 
@@ -87,10 +87,7 @@ def establish(sc, net, src: str, dst: str) -> dict:
 
 
 def ping_loss(ping) -> tuple[int, int]:
-    ping.popen.wait(60)
-    summary = re.search(r"(\d+) packets transmitted, (\d+) received", ping.tail(5))
-    assert summary, ping.tail(5)
-    sent, received = map(int, summary.groups())
+    sent, received = wait_ping(ping, 60)
     return sent, sent - received
 
 
