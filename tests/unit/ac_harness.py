@@ -9,14 +9,17 @@
   and can make the SC unreachable or lose an answer after the SC acted on it.
 - `Lab` assembles an `AcService` from an ``[ac]`` config over those fakes, with a settable
   clock, and a `UaiClient` per user.
+- Fixtures (import them with `sc_harness.state_dir`): ``lab``, a `Lab` with the default
+  configuration; ``sc``, the SC the AC talks to (`make_sc_for_ac`), for tests of its clients.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
+import pytest
 from webob import Request
 
 from ac_app.dc_agent.agent import Agent, AgentError, VmStore
@@ -27,12 +30,16 @@ from ac_app.config import parse_string
 from ac_app.resources import AppView
 from ac_app.service import AcService
 from cso_base import http
-from sc_harness import Reply, make_sc  # noqa: F401 - Reply re-exported for the OpenAPI test
+from sc_harness import Client, Reply, Sc, make_sc  # noqa: F401 - Reply: for the OpenAPI test
 from topologies.model import Topology
 
 AC_TOKEN = "test-ac-token"
 USERS = {"alice": "alice-token", "bob": "bob-token", "mgr": "mgr-token"}
 NSFNET_DCS = ("dc1", "dc4", "dc7", "dc9", "dc12")
+#: The UAI's requests resource.
+REQS = "/uai/v1/requests"
+#: What `Lab.held` answers when nothing is held: no VM, no lightpath, no wavelength used.
+NOTHING = ({}, [], 0)
 
 
 def config_text(strategy: str = "GLB", **extra: Any) -> str:
@@ -235,54 +242,25 @@ class Clock:
         self.now += seconds
 
 
-class UaiClient:
-    """Requests to the UAI application as one user; keeps every exchange."""
+class UaiClient(Client):
+    """Requests to the UAI application (a `cso_base.wsgi.WsgiApp`) as one user."""
 
-    def __init__(self, app: Any, token: Optional[str], exchanges: list[Reply]):
-        self.app = app
-        self.token = token
-        self.exchanges = exchanges
-
-    def request(self, method: str, path: str, body: Any = None, *, raw: Optional[bytes] = None,
-                content_type: Optional[str] = "application/json",
-                token: Any = ...) -> Reply:
-        req = Request.blank(path, method=method)
-        token = self.token if token is ... else token
-        if token is not None:
-            req.headers["Authorization"] = f"Bearer {token}"
-        if body is not None:
-            raw = json.dumps(body).encode()
-        if raw is not None:
-            req.body = raw
-            if content_type is not None:
-                req.content_type = content_type
-        resp = req.get_response(self.app)
-        route = _route(self.app, req.path_info)
-        reply = Reply(method, path, route, resp.status_int, dict(resp.headers), resp.body)
-        self.exchanges.append(reply)
-        return reply
-
-    def get(self, path: str, **kwargs: Any) -> Reply:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> Reply:
-        return self.request("POST", path, body, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> Reply:
-        return self.request("DELETE", path, **kwargs)
+    def route(self, req: Request) -> Optional[str]:
+        """The route template ``req`` matches (the OpenAPI test looks answers up by it)."""
+        match = self.app._mapper.match(req.path_info)  # cso_base.wsgi keeps the template there
+        return None if match is None else match["_cso_path"]
 
 
-def _route(app: Any, path: str) -> Optional[str]:
-    """The route template ``path`` matches (the OpenAPI test looks answers up by it)."""
-    match = app._mapper.match(path)  # cso_base.wsgi keeps the template under this key
-    return None if match is None else match["_cso_path"]
+def make_sc_for_ac(state_dir: str) -> Sc:
+    """The SC the AC works with here: the real one on NSFNET, knowing the AC's token."""
+    return make_sc(state_dir, topology="nsfnet", tokens={"ac": AC_TOKEN})
 
 
 class Lab:
     """An AC service over a `FakeArae` and the real SC on NSFNET, with a settable clock."""
 
     def __init__(self, state_dir: str, strategy: str = "GLB", **config: Any):
-        self.sc = make_sc(state_dir, topology="nsfnet", tokens={"ac": AC_TOKEN})
+        self.sc = make_sc_for_ac(state_dir)
         self.settings = parse_string(config_text(strategy, state_dir=state_dir, **config))
         self.arae = FakeArae(self.settings.topology)
         self.transport = WsgiTransport(self.sc.wsgi)
@@ -310,3 +288,19 @@ class Lab:
     def close(self) -> None:
         self.service.close()
         self.sc.close()
+
+
+@pytest.fixture
+def lab(state_dir: str) -> Iterator[Lab]:
+    """A `Lab` with the default configuration (GLB)."""
+    the_lab = Lab(state_dir)
+    yield the_lab
+    the_lab.close()
+
+
+@pytest.fixture
+def sc(state_dir: str) -> Iterator[Sc]:
+    """The SC the AC works with (`make_sc_for_ac`), for the tests of the AC's clients."""
+    instance = make_sc_for_ac(state_dir)
+    yield instance
+    instance.close()

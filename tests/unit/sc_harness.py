@@ -143,47 +143,52 @@ class Reply:
 
 
 class Client:
-    """Sends WebOb requests through a WSGI application, as one AC (or operator) would."""
+    """Sends WebOb requests through Ryu's WSGI application, as one AC (or operator) would."""
 
-    def __init__(self, app: WSGIApplication, token: Optional[str] = None):
+    def __init__(self, app: Any, token: Optional[str] = None,
+                 exchanges: Optional[list[Reply]] = None):
         self.app = app
         self.token = token
-        #: Every exchange so far (the OpenAPI test validates them against the spec).
-        self.exchanges: list[Reply] = []
+        #: Every exchange so far (the OpenAPI tests validate them against the spec).
+        self.exchanges: list[Reply] = [] if exchanges is None else exchanges
 
-    def request(self, method: str, path: str, body: Any = _DEFAULT, *, raw: Optional[bytes] = None,
+    def request(self, method: str, path: str, body: Any = None, *, raw: Optional[bytes] = None,
                 token: Any = _DEFAULT, headers: Optional[dict[str, str]] = None,
                 content_type: Optional[str] = "application/json") -> Reply:
-        """Send a request; ``body`` is JSON-encoded, ``raw`` sent as is."""
+        """Send a request; ``body`` is JSON-encoded (None: no body), ``raw`` sent as is."""
         req = Request.blank(path, method=method)
         token = self.token if token is _DEFAULT else token
         if token is not None:
             req.headers["Authorization"] = f"Bearer {token}"
         for name, value in (headers or {}).items():
             req.headers[name] = value
-        if body is not _DEFAULT:
+        if body is not None:
             raw = json.dumps(body).encode("utf-8")
         if raw is not None:
             req.body = raw
             if content_type is not None:
                 req.content_type = content_type
-        matched = self.app.mapper.routematch(environ=req.environ)
-        route = None if matched is None or matched[0].get("action") == "not_found" \
-            else matched[1].routepath
+        route = self.route(req)
         resp = req.get_response(self.app)
         reply = Reply(method, path, route, resp.status_int, dict(resp.headers), resp.body)
         self.exchanges.append(reply)
         return reply
 
+    def route(self, req: Request) -> Optional[str]:
+        """The path template of the route ``req`` takes (None: the JSON 404/405 catch-all)."""
+        matched = self.app.mapper.routematch(environ=req.environ)
+        return None if matched is None or matched[0].get("action") == "not_found" \
+            else matched[1].routepath
+
     def get(self, path: str, **kwargs: Any) -> Reply:
         """GET ``path``."""
         return self.request("GET", path, **kwargs)
 
-    def post(self, path: str, body: Any = _DEFAULT, **kwargs: Any) -> Reply:
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Reply:
         """POST ``body`` (JSON) to ``path``."""
         return self.request("POST", path, body, **kwargs)
 
-    def put(self, path: str, body: Any = _DEFAULT, **kwargs: Any) -> Reply:
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> Reply:
         """PUT ``body`` (JSON) to ``path``."""
         return self.request("PUT", path, body, **kwargs)
 

@@ -5,17 +5,10 @@ import pytest
 
 from ac_app.asi_client import LIGHTPATHS, AsiClient, AsiError, AsiNetworkView, AsiUnreachable
 from cso.simulation.network import PceNetworkView
-from ac_harness import AC_TOKEN, WsgiTransport
+from ac_harness import AC_TOKEN, WsgiTransport, sc  # noqa: F401 (fixture)
 from cso_base import http
 from sc_app.pce import Constraints
-from sc_harness import make_sc, state_dir  # noqa: F401 (fixture)
-
-
-@pytest.fixture
-def sc(state_dir):
-    instance = make_sc(state_dir, topology="nsfnet", tokens={"ac": AC_TOKEN})
-    yield instance
-    instance.close()
+from sc_harness import state_dir  # noqa: F401 (fixture)
 
 
 @pytest.fixture

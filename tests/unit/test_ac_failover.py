@@ -9,11 +9,9 @@ import pytest
 from ac_app.db import ACTIVE, FAILED, RELEASED
 from ac_app.failover import DC_FAILED, FAILOVER_USER
 from ac_app.procedure import CLEANUP_INTERVAL
-from ac_harness import Lab
+from ac_harness import NOTHING, REQS, Lab
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
-NOTHING = ({}, [], 0)
-REQS = "/uai/v1/requests"
 USER = "10.1.5.1"  # u5, Houston
 
 

@@ -8,10 +8,9 @@ import pytest
 from ac_app.db import RELEASED, RequestStore
 from ac_app.procedure import CLEANUP_INTERVAL
 from ac_app.resources import Demand
-from ac_harness import Lab
+from ac_harness import REQS, Lab
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
-REQS = "/uai/v1/requests"
 ALARM_AFTER = 60.0
 
 

@@ -5,26 +5,15 @@ are real `Agent`s behind fake clients. After a migration the user's traffic to t
 reaches the destination DC's host (eth_dst rewritten); after a failure the request is back at
 its old placement, or failed with nothing held.
 """
-import pytest
-
 from ac_app.asi_client import AsiError
 from ac_app.db import ACTIVE, FAILED, REFUSED, RELEASED
 from ac_app.procedure import CLEANUP_INTERVAL
-from ac_harness import Lab
+from ac_harness import NOTHING, REQS, lab  # noqa: F401 (fixture)
 from fake_of13 import ipv4
 from sc_app.lightpath import host_mac
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
-NOTHING = ({}, [], 0)
-REQS = "/uai/v1/requests"
 USER = "10.1.5.1"  # u5, Houston
-
-
-@pytest.fixture
-def lab(state_dir):
-    the_lab = Lab(state_dir)
-    yield the_lab
-    the_lab.close()
 
 
 def vm_request(lab):

@@ -8,26 +8,16 @@ sweep runs right there, twice, and must neither release nor suspect anything.
 """
 import logging
 
-import pytest
-
 from ac_app.config import parse_string
 from ac_app.db import FAILED, PENDING, RELEASED, UNKNOWN_LIGHTPATH
 from ac_app.orphans import ORPHAN_SWEEP_INTERVAL_S
 from ac_app.procedure import CONNECTING, RESERVING
 from ac_app.resources import Demand
-from ac_harness import Lab, config_text
+from ac_harness import REQS, Lab, config_text, lab  # noqa: F401 (fixture)
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
-REQS = "/uai/v1/requests"
 USER = "10.1.5.1"
 NO_ORPHANS = {"lightpaths_released": 0, "vms_deleted": 0, "suspects": 0}
-
-
-@pytest.fixture
-def lab(state_dir):
-    the_lab = Lab(state_dir)
-    yield the_lab
-    the_lab.close()
 
 
 def sweep(lab, seconds=ORPHAN_SWEEP_INTERVAL_S):

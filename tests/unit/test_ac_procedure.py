@@ -12,20 +12,10 @@ from ac_app.procedure import CLEANUP_INTERVAL, UNKNOWN_LIGHTPATH, qoe_rating
 from ac_app.resources import Demand
 from ac_app.sse import get
 from cso.simulation.network import PceNetworkView
-from ac_harness import Lab
+from ac_harness import NOTHING, REQS, Lab, lab  # noqa: F401 (fixture)
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
 import eventlet  # noqa: E402,I100 - after ac_app, which silences eventlet's notice
-
-NOTHING = ({}, [], 0)
-REQS = "/uai/v1/requests"
-
-
-@pytest.fixture
-def lab(state_dir):
-    the_lab = Lab(state_dir)
-    yield the_lab
-    the_lab.close()
 
 
 def make_lab(state_dir, strategy):

@@ -10,19 +10,12 @@ from ac_app.db import ACTIVE, FAILED, REFUSED
 from ac_app.requests import AppRequest, Kind, MigrationRequest, RequestError
 from ac_app.resources import Demand
 from ac_app.uai import STATUS, api_error
-from ac_harness import Lab
+from ac_harness import lab  # noqa: F401 (fixture)
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
 ALICE = User("alice", "user", "alice-token")
 MGR = User("mgr", "provider-manager", "mgr-token")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def lab(state_dir):
-    the_lab = Lab(state_dir)
-    yield the_lab
-    the_lab.close()
 
 
 def errors(call, *args):

@@ -17,19 +17,12 @@ from ac_app.config import parse_string
 from cso_base.config import ConfigError
 from ac_app.resources import AppView, Demand, path_infos_from_asi
 from ac_app.sse import GlobalLoadBalancing, NetworkBalancing
-from ac_harness import AC_TOKEN, Lab, WsgiTransport, config_text
+from ac_harness import AC_TOKEN, Lab, WsgiTransport, config_text, sc  # noqa: F401 (fixture)
 from cso_base import http
-from sc_harness import make_sc, state_dir  # noqa: F401 (fixture)
+from sc_harness import state_dir  # noqa: F401 (fixture)
 
 IRD = "http://sc.test:8080/alto/directory"
 DEMAND = Demand(2, 4.0, 10.0)
-
-
-@pytest.fixture
-def sc(state_dir):
-    instance = make_sc(state_dir, topology="nsfnet", tokens={"ac": AC_TOKEN})
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

@@ -15,18 +15,11 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from fake_of13 import FakeNetwork
 from sc_app import flows, reconcile
 from sc_app.lightpath import INSTALLING, LIGHTPATH_COOKIE_TAG
-from sc_harness import make_sc, state_dir  # noqa: F401 (fixture)
+from sc_harness import make_sc, sc, state_dir  # noqa: F401 (fixtures)
 
 LP = "/asi/v1/lightpaths"
 A = {"src": "10.1.0.1", "dst": "10.1.3.1"}
 B = {"src": "10.1.1.1", "dst": "10.1.4.1"}
-
-
-@pytest.fixture
-def sc(state_dir):
-    instance = make_sc(state_dir)
-    yield instance
-    instance.close()
 
 
 def setup(sc, body):
