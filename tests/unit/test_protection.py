@@ -71,7 +71,7 @@ def test_a_protected_lightpath_holds_two_disjoint_routes_and_two_wavelengths(sc)
     # Persisted: the DBM gives the same record back.
     assert sc.core.db.get_lightpath(lp["id"]) == sc.core.service.lightpaths[lp["id"]]
     assert sc.client().get(f"/asi/v1/lightpaths/{lp['id']}").json["protection"] == prot
-    openapi_check.validator(openapi_check.load_spec(SPEC_FILE), "urn:cso-oaas:openapi-sc",
+    openapi_check.validator(openapi_check.load_spec(SPEC_FILE),
                             "/components/schemas/Lightpath").validate(lp)
     # One fast-failover group per direction, at each end's ingress, working bucket first.
     cookie = int(lp["cookie"], 16)
