@@ -1,24 +1,13 @@
 """UAI: tokens, roles and ownership, bad input (always 4xx JSON, nothing reserved), listing,
 accounting sums, migration's gate, health and the managers' DC view."""
-import json
-
 import pytest
 
-from ac_harness import Lab
-from cso_base.rest import MAX_BODY_BYTES
+from ac_harness import NOTHING, REQS, lab  # noqa: F401 (fixture)
+from rest_cases import FRAMING
 from sc_harness import state_dir  # noqa: F401 (fixture)
 
-REQS = "/uai/v1/requests"
-NOTHING = ({}, [], 0)
 VOD = {"type": "vod", "src": "10.1.0.1", "content": "movie"}
 VM = {"type": "vm", "src": "10.1.0.1", "cpu": 2, "memory_gb": 4, "disk_gb": 10}
-
-
-@pytest.fixture
-def lab(state_dir):
-    the_lab = Lab(state_dir)
-    yield the_lab
-    the_lab.close()
 
 
 def new(lab, user, body=None):
@@ -124,25 +113,12 @@ def test_migration_is_for_managers_and_only_of_an_active_vm_request(lab):
 
 # -- bad input -------------------------------------------------------------------------------
 
-def raw(data, ctype="application/json"):
-    return {"raw": data, "content_type": ctype}
-
-
 def body(**fields):
     return {"body": fields}
 
 
 BAD = {
-    "truncated": (raw(b'{"type": "vod", '), 400, "bad-json"),
-    "not-json": (raw(b"type=vod"), 400, "bad-json"),
-    "nan": (raw(b'{"type": "vm", "src": "10.1.0.1", "cpu": NaN}'), 400, "bad-json"),
-    "duplicate-key": (raw(b'{"type": "vod", "type": "vm"}'), 400, "bad-json"),
-    "not-utf8": (raw(b'{"type": "\xff"}'), 400, "bad-json"),
-    "empty": (raw(b""), 400, "missing-body"),
-    "array": (raw(b"[]"), 400, "bad-json"),
-    "null": (raw(b"null"), 400, "bad-json"),
-    "text-plain": (raw(json.dumps(VOD).encode(), "text/plain"), 415, "unsupported-media-type"),
-    "oversized": (raw(b'{"content": "' + b"x" * MAX_BODY_BYTES + b'"}'), 413, "too-large"),
+    **FRAMING,
     "no-type": (body(src="10.1.0.1", content="movie"), 400, "missing-field"),
     "null-type": (body(type=None, src="10.1.0.1"), 400, "missing-field"),
     "unknown-type": (body(type="function", src="10.1.0.1"), 400, "invalid-field"),
@@ -193,7 +169,9 @@ def test_bad_input_is_a_4xx_json_error_and_reserves_nothing(lab, case):
     reply = lab.user("alice").request("POST", REQS, **kwargs)
     assert reply.status == status, reply.json
     assert reply.content_type == "application/json"
-    assert reply.json["error"] == error and reply.json["reason"]
+    assert reply.json["reason"]
+    if error is not None:  # None: a case of `rest_cases.FRAMING` whose code differs by interface
+        assert reply.json["error"] == error
     assert lab.held() == NOTHING and lab.procedure.db.list() == []
     assert all(not client.calls for client in lab.arae.clients.values())
     assert lab.transport.calls == []

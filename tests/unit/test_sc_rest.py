@@ -7,17 +7,13 @@ import json
 
 import pytest
 
-from cso_base.rest import MAX_BODY_BYTES
 from fake_of13 import ipv4
+from rest_cases import FRAMING, raw
 from sc_harness import make_sc, sc, state_dir  # noqa: F401 (fixtures)
 
 LP = "/asi/v1/lightpaths"
 EVAL = "/asi/v1/evaluate"
 OK = {"src": "10.1.0.1", "dst": "10.1.3.1"}
-
-
-def raw(data, ctype="application/json"):
-    return {"raw": data, "content_type": ctype}
 
 
 def body(**fields):
@@ -30,27 +26,7 @@ def with_ok(**fields):
 
 # (request, status) for POST /asi/v1/lightpaths; the error code is checked where it is fixed.
 ESTABLISH_CASES = {
-    # Syntax and framing.
-    "truncated": (raw(b'{"src": "0", "dst": '), 400, "bad-json"),
-    "not-json": (raw(b"src=0&dst=3"), 400, "bad-json"),
-    "trailing-comma": (raw(b'{"src": "0", "dst": "3",}'), 400, "bad-json"),
-    "single-quotes": (raw(b"{'src': '0', 'dst': '3'}"), 400, "bad-json"),
-    "nan": (raw(b'{"src": "0", "dst": "3", "bandwidth_gbps": NaN}'), 400, "bad-json"),
-    "infinity": (raw(b'{"src": "0", "dst": "3", "max_delay_ms": -Infinity}'), 400, "bad-json"),
-    "duplicate-key": (raw(b'{"src": "0", "dst": "3", "dst": "4"}'), 400, "bad-json"),
-    "not-utf8": (raw(b'{"src": "\xff\xfe", "dst": "3"}'), 400, "bad-json"),
-    "deep-nesting": (raw(b'{"src": ' + b"[" * 100000 + b"]" * 100000 + b"}"), 413, "too-large"),
-    "nested-within-limit": (raw(b'{"src": ' + b"[" * 20000 + b"]" * 20000 + b"}"), 400, None),
-    "empty": (raw(b""), 400, "missing-body"),
-    "whitespace": (raw(b"  \n "), 400, "missing-body"),
-    "array": (raw(b'[{"src": "0", "dst": "3"}]'), 400, "bad-json"),
-    "string": (raw(b'"0 to 3"'), 400, "bad-json"),
-    "number": (raw(b"42"), 400, "bad-json"),
-    "null": (raw(b"null"), 400, "bad-json"),
-    "text-plain": (raw(b'{"src": "0", "dst": "3"}', "text/plain"), 415, "unsupported-media-type"),
-    "form": (raw(b"src=0&dst=3", "application/x-www-form-urlencoded"), 415, None),
-    "xml": (raw(b"<lightpath src='0' dst='3'/>", "application/xml"), 415, None),
-    "oversized": (raw(b'{"label": "' + b"x" * MAX_BODY_BYTES + b'"}'), 413, "too-large"),
+    **FRAMING,
     # Fields.
     "no-fields": (body(), 400, "missing-field"),
     "missing-dst": (body(src="0"), 400, "missing-field"),
