@@ -28,6 +28,13 @@ def make_lp(db, owner="ac-a", src="10.1.0.1", dst="10.2.7.1", route=("0", "7")):
                      created_at=1_700_000_000.25)
 
 
+def saved_lp(db):
+    """`make_lp`, saved in ``db``."""
+    lp = make_lp(db)
+    db.save_lightpath(lp)
+    return lp
+
+
 @pytest.fixture
 def path(tmp_path):
     return str(tmp_path / "sc.db")
@@ -35,8 +42,7 @@ def path(tmp_path):
 
 def test_lightpath_round_trip_and_reopen(path):
     db = Database(path)
-    lp = make_lp(db)
-    db.save_lightpath(lp)
+    lp = saved_lp(db)
     assert db.get_lightpath(lp.id) == lp
     db.close()
     again = Database(path)
@@ -46,8 +52,7 @@ def test_lightpath_round_trip_and_reopen(path):
 
 def test_state_updates_follow_the_state_machine(path):
     db = Database(path)
-    lp = make_lp(db)
-    db.save_lightpath(lp)
+    lp = saved_lp(db)
     up = lp.with_state("up", now=lp.created_at + 2)
     db.write_state(up)
     assert db.get_lightpath(lp.id) == up and up.updated_at == lp.created_at + 2
@@ -63,8 +68,7 @@ def test_state_updates_follow_the_state_machine(path):
 
 def test_write_state_records_a_record_moved_by_the_caller(path):
     db = Database(path)
-    lp = make_lp(db)
-    db.save_lightpath(lp)
+    lp = saved_lp(db)
     up = lp.with_state("up", now=lp.created_at + 2)
     db.write_state(up)
     assert db.get_lightpath(lp.id) == up
@@ -91,7 +95,7 @@ def test_list_by_owner_and_delete(path):
 def test_ids_and_cookies_are_never_reused_even_after_restart(path):
     db = Database(path)
     first = [db.next_ids() for _ in range(3)]
-    db.save_lightpath(make_lp(db))       # lp-4 saved, lp-1..3 were never saved (failed)
+    saved_lp(db)       # lp-4 saved, lp-1..3 were never saved (failed)
     db.delete_lightpath("lp-4")
     db.close()
     db = Database(path)
@@ -159,10 +163,10 @@ def run_child(code, path):
 def test_a_crash_inside_a_transaction_leaves_the_last_commit(path):
     child = run_child("""
         import os
-        from test_dbm import make_lp
+        from test_dbm import saved_lp
         from sc_app.dbm import Database
         db = Database({path!r})
-        db.save_lightpath(make_lp(db))
+        saved_lp(db)
         with db._write() as raw:
             raw.execute("UPDATE lightpaths SET state = 'up'")
             raw.execute("DELETE FROM counters")
@@ -190,11 +194,11 @@ def committed(path, count):
 
 def test_killed_while_writing_the_database_stays_consistent(path):
     child = run_child("""
-        from test_dbm import make_lp
+        from test_dbm import saved_lp
         from sc_app.dbm import Database
         db = Database({path!r})
         while True:
-            db.save_lightpath(make_lp(db))
+            saved_lp(db)
         """, path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and child.poll() is None and not committed(path, 50):
