@@ -27,6 +27,9 @@ REASONS = (UNKNOWN_NODE, SAME_NODE, DISCONNECTED, EXCLUDED, BANDWIDTH_EXCEEDED,
            NO_DISJOINT_PAIR)
 #: Error code of an endpoint that is neither a known node nor a known host.
 UNKNOWN_ENDPOINT = "unknown-endpoint"
+#: Error code of an endpoint (node or host) of another domain than the SC's own (an SC with
+#: ``[sc] domain``, docs/multi-domain.md); ``reason`` names both domains.
+NOT_IN_DOMAIN = "not-in-domain"
 #: Error code of an attachment override (``src_node``/``dst_node``) that cannot hold the endpoint.
 INVALID_ATTACHMENT = "invalid-attachment"
 

@@ -24,6 +24,7 @@ from oslo_config import cfg, types
 
 from cso_base.config import ConfigError, Field, parse_tokens, read_files, read_texts
 
+from topologies.domain import DomainError, restrict
 from topologies.loader import TopologyError, load
 from topologies.model import Topology
 
@@ -66,6 +67,8 @@ SC_FIELDS: tuple[Field, ...] = (
           "seconds between keep-alive comments on the ASI event and ALTO update streams"),
     Field("alto_auth", types.String(choices=ALTO_AUTH), "ac-tokens",
           "who may read ALTO (/alto): ac-tokens (an AC's ASI bearer token) or none (open)"),
+    Field("domain", types.String(), "",
+          "the one domain of the topology this SC owns (docs/multi-domain.md); empty: all"),
 )
 
 #: Ryu's own ``[DEFAULT]`` options the SC reads; other ``[DEFAULT]`` keys belong to Ryu.
@@ -108,6 +111,8 @@ class Settings:
     observe_links: bool
     sources: tuple[str, ...] = ()
     alto_auth: str = "ac-tokens"
+    #: The domain this SC owns (``topology`` is then that domain's sub-topology); None: all.
+    domain: Optional[str] = None
 
     def ac_for_token(self, token: str) -> Optional[str]:
         """The AC that owns bearer ``token``, or None (constant-time per token)."""
@@ -179,6 +184,12 @@ def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[s
     except (OSError, ValueError, KeyError) as exc:
         errors.append(f"{where['topology']}: cannot load {values['topology']!r}: "
                       f"{type(exc).__name__}: {exc}")
+    domain = str(values["domain"]).strip() or None
+    if domain is not None and topology is not None:
+        try:
+            topology = restrict(topology, domain)
+        except DomainError as exc:
+            errors.append(f"{where['domain']}: {exc}, from {topology.source}")
     if errors:
         raise ConfigError(errors)
     return Settings(
@@ -192,4 +203,4 @@ def _build(values: Mapping[str, Any], where: Mapping[str, str], sources: tuple[s
         event_keepalive=values["event_keepalive"], rest_host=values["wsapi_host"],
         rest_port=values["wsapi_port"], ofp_listen_host=values["ofp_listen_host"],
         ofp_port=values["ofp_tcp_listen_port"], observe_links=values["observe_links"],
-        sources=sources, alto_auth=values["alto_auth"])
+        sources=sources, alto_auth=values["alto_auth"], domain=domain)

@@ -103,7 +103,9 @@ class ScCore:
         """A switch connected with these ports live: its base entries are sent, then its
         lightpath entries reconciled (in their own green thread); the last switch back
         after a start has the lightpaths restored. The messages sent (none for a switch
-        that is not in the topology)."""
+        that is not in the topology, or of another domain)."""
+        if self._foreign_switch(dpid):
+            return []
         msgs = self.pa.switch_up(dpid, live_ports)
         self._send(dpid, msgs)
         if msgs:
@@ -112,6 +114,20 @@ class ScCore:
             # lightpaths are restored now.
             self.check_after_start()
         return msgs
+
+    def _foreign_switch(self, dpid: int) -> bool:
+        """True (and an alarm) for a switch of another domain than this SC's own: it gets
+        no entries, as an unknown switch; the alarm says whose it is."""
+        whole = self.topology.whole
+        if whole is None or dpid in self.pa.nodes_by_dpid:
+            return False
+        node = whole.by_dpid().get(dpid)
+        if node is None:
+            return False  # not in the topology at all: the PA's unknown-switch
+        self.alarms.raise_("foreign-switch", "minor", node.id,
+                           f"switch {node.id} (dpid {dpid}) of domain {node.domain} connected "
+                           f"to the SC of domain {self.topology.domain}")
+        return True
 
     def switch_disconnected(self, dpid: int) -> None:
         """A switch's OpenFlow channel is gone: what waits on it fails, then PA holds it."""
@@ -141,11 +157,25 @@ class ScCore:
 
     def link_discovered(self, src: tuple[int, int], dst: tuple[int, int]) -> None:
         """LLDP saw a link from (dpid, port) to (dpid, port)."""
-        self.pa.lldp_link(src, dst, True)
+        if not self._inter_domain(src, dst):
+            self.pa.lldp_link(src, dst, True)
 
     def link_lost(self, src: tuple[int, int], dst: tuple[int, int]) -> None:
         """LLDP no longer sees a link from (dpid, port) to (dpid, port)."""
-        self.pa.lldp_link(src, dst, False)
+        if not self._inter_domain(src, dst):
+            self.pa.lldp_link(src, dst, False)
+
+    def _inter_domain(self, src: tuple[int, int], dst: tuple[int, int]) -> bool:
+        """True for an inter-domain fibre of this SC's domain: recorded in the topology, not
+        an unexpected link, and not the PA's (no intra-domain path uses it)."""
+        whole = self.topology.whole
+        if whole is None:
+            return False
+        nodes = whole.by_dpid()
+        ends = [(nodes[dpid].id, port) for dpid, port in (src, dst) if dpid in nodes]
+        return len(ends) == 2 and any(
+            {(link.a, link.a_port), (link.b, link.b_port)} == set(ends)
+            for link in self.topology.inter_domain_links)
 
     def packet_in(self, dpid: int, in_port: Optional[int], data: bytes) -> Optional[Any]:
         """A packet a switch sent up: an ARP request for a known host is answered (the

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from cso_base.wire import INVALID_ATTACHMENT, PROTECTION_MODES, UNKNOWN_ENDPOINT
+from cso_base.wire import INVALID_ATTACHMENT, NOT_IN_DOMAIN, PROTECTION_MODES, UNKNOWN_ENDPOINT
 from topologies import addressing
 from topologies.addressing import DC, DC_NET, USER, USER_NET, AddressError, parse_host
+from topologies.domain import foreign
 from topologies.model import DC_PORT, USER_PORT, Topology
 
 #: VLAN VID of wavelength 0; wavelength λ is VID ``VID_BASE + λ``.
@@ -135,6 +136,7 @@ def _moved(topology: Topology, home: Endpoint, text: str, node: str) -> Endpoint
     if attachment.port != DC_PORT:
         raise EndpointError(text, "only a DC host address (10.2.i.x) can be attached at "
                             "another node", INVALID_ATTACHMENT)
+    _check_domain(topology, node)
     if node not in topology.nodes:
         raise EndpointError(text, f"no node {node!r} in topology {topology.name}",
                             INVALID_ATTACHMENT)
@@ -146,6 +148,13 @@ def _moved(topology: Topology, home: Endpoint, text: str, node: str) -> Endpoint
     return Endpoint(node, (dataclasses.replace(attachment, mac=mac),))
 
 
+def _check_domain(topology: Topology, text: str) -> None:
+    """Refuse a node or host of another domain (an SC that owns one domain)."""
+    why = foreign(topology, text)
+    if why is not None:
+        raise EndpointError(text, why, NOT_IN_DOMAIN)
+
+
 def resolve_endpoint(topology: Topology, endpoint: str, node: Optional[str] = None) -> Endpoint:
     """A node id or host IPv4 address -> its `Endpoint`; raises `EndpointError` otherwise.
 
@@ -153,6 +162,7 @@ def resolve_endpoint(topology: Topology, endpoint: str, node: Optional[str] = No
     node ``i`` (a migrated VM); it must be a node with a data centre.
     """
     text = str(endpoint).strip()
+    _check_domain(topology, text)
     if node is not None:
         home = resolve_endpoint(topology, text)
         if text in topology.nodes:

@@ -95,11 +95,14 @@ class AddressPlan:
 
     def __init__(self, topology: "Topology"):
         self.topology = topology
-        ids = list(topology.nodes)
+        # A domain sub-topology keeps the indices its nodes have in the full topology, so
+        # every SC of a multi-domain network agrees on every address.
+        ids = list((topology.whole or topology).nodes)
         if all(re.fullmatch(r"\d+", node) for node in ids):
             indices = {node: int(node) for node in ids}
         else:
             indices = {node: position for position, node in enumerate(ids)}
+        indices = {node: i for node, i in indices.items() if node in topology.nodes}
         #: Node id -> index, for the nodes the plan covers (index <= MAX_INDEX).
         self.indices = {node: i for node, i in indices.items() if i <= MAX_INDEX}
         #: Nodes left without hosts: their index does not fit an octet.

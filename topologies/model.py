@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:
     from topologies.addressing import AddressPlan
@@ -103,6 +103,14 @@ class Topology:
     source: str = "<memory>"
     description: str = ""
     domains: tuple[str, ...] = field(default=())
+    #: Set on a domain sub-topology (`topologies.domain.restrict`): the domain it holds.
+    domain: Optional[str] = None
+    #: Border node -> its inter-domain fibres (a domain sub-topology only).
+    borders: Mapping[str, tuple[Link, ...]] = field(default_factory=dict)
+    #: Fibres from this domain to others: recorded, never part of `links`.
+    inter_domain_links: tuple[Link, ...] = ()
+    #: The full topology a domain sub-topology was cut from (None for a full one).
+    whole: Optional["Topology"] = field(default=None, repr=False, compare=False)
 
     def link(self, link_id: str) -> Link:
         """The link with id ``link_id``."""
