@@ -7,7 +7,6 @@ where the SC would hear of it, report the port status too.
 """
 import os
 
-import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
