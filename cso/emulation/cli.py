@@ -1,6 +1,7 @@
 """``cso net``: emulate a topology file in Mininet with OVS userspace switches (root).
 
-    cso net [--topo NAME|FILE] [--controller HOST:PORT] [--no-cli] [--run-dir DIR]
+    cso net [--topo NAME|FILE] [--controller HOST:PORT | --controllers D=HOST:PORT,...]
+            [--no-cli] [--run-dir DIR]
             [--no-agents] [--agent-port PORT] [--agent-token T]
     cso net exec [--run-dir DIR] HOST -- CMD...
     cso net cleanup [--topo NAME|FILE]
@@ -27,9 +28,10 @@ import time
 import traceback
 from typing import Iterator, Optional, Sequence
 
-from cso.emulation import lifecycle, network
+from cso.emulation import controllers, lifecycle, network
 from cso.emulation.agents import AgentOptions
 from topologies.loader import TopologyError, load
+from topologies.model import Topology
 
 DEFAULT_RUN_DIR = "/run/cso/net"
 LOCK_PATH = "/run/cso/net.lock"
@@ -42,12 +44,18 @@ class _Stop(BaseException):
 
 def parse_controller(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (or just ``HOST``) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = text, "6653"
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    return host, int(port)
+    try:
+        return controllers.parse_address(text)
+    except controllers.ControllerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_controllers(text: str) -> dict[str, tuple[str, int]]:
+    """``A=HOST:PORT,B=HOST:PORT`` -> {domain: (host, port)}."""
+    try:
+        return controllers.parse_controllers(text)
+    except controllers.ControllerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,8 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="cso net", description="Emulate a topology in Mininet (root). "
         "Subcommands: `cso net exec HOST -- CMD...`, `cso net cleanup`.")
     parser.add_argument("--topo", default="nsfnet", help="topology name or file (nsfnet)")
-    parser.add_argument("--controller", type=parse_controller, default=DEFAULT_CONTROLLER,
-                        help=f"the SC's OpenFlow address ({DEFAULT_CONTROLLER})")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--controller", type=parse_controller, default=DEFAULT_CONTROLLER,
+                       help=f"the SC's OpenFlow address ({DEFAULT_CONTROLLER})")
+    where.add_argument("--controllers", type=parse_controllers, metavar="DOMAIN=HOST:PORT,...",
+                       help="one SC per domain: each domain's switches connect to its own "
+                       "(every domain of the topology named once)")
     parser.add_argument("--no-cli", action="store_true",
                         help="no Mininet CLI: run until SIGINT/SIGTERM, then clean up")
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
@@ -110,11 +122,26 @@ def _with_plan(args: argparse.Namespace, action) -> int:
               file=sys.stderr)
         return 1
     try:
-        the_plan = network.plan(load(args.topo))
+        topology = load(args.topo)
+        the_plan = network.plan(topology)
     except (TopologyError, network.EmulationError) as exc:
         print(f"cso net: {exc}", file=sys.stderr)
         return 1
+    try:
+        args.switch_controllers = switch_controllers(args, topology, the_plan)
+    except network.EmulationError as exc:
+        print(f"cso net: {exc}", file=sys.stderr)
+        return 2
     return action(args, the_plan)
+
+
+def switch_controllers(args: argparse.Namespace, topology: Topology, the_plan: network.Plan
+                       ) -> Optional[dict[str, tuple[str, int]]]:
+    """Switch name -> its domain's controller with ``--controllers``, else None (one for all);
+    `EmulationError` when the map and the topology's domains differ."""
+    if getattr(args, "controllers", None) is None:
+        return None
+    return controllers.assign(topology, the_plan, args.controllers)
 
 
 def _cleanup(_args: argparse.Namespace, the_plan: network.Plan) -> int:
@@ -134,14 +161,14 @@ def run(args: argparse.Namespace, the_plan: network.Plan) -> int:
         lifecycle.cleanup(the_plan, log=_say)
         options = AgentOptions(os.path.abspath(args.run_dir), args.agent_port,
                                args.agent_token, args.agent_timeout) if args.agents else None
-        net = lifecycle.Emulation(the_plan, args.controller, options)
+        net = lifecycle.Emulation(the_plan, args.controller, options, args.switch_controllers)
         _raise_on_signals(sigint=args.no_cli)
         try:
             net.start(args.connect_timeout)
             lifecycle.write_state(args.run_dir, net.state())
             _say(f"{the_plan.topology}: {len(the_plan.switches)} switches connected to "
-                 "%s:%d, %d hosts; state in %s" % (*args.controller, len(the_plan.hosts),
-                                                   state_path))
+                 f"{net.where()}, {len(the_plan.hosts)} hosts; "
+                 f"state in {state_path}")
             if net.agents is not None:
                 _say(f"{len(the_plan.agents)} DC agents answer on the management network "
                      f"({network.MGMT_ROOT_IP}/{network.MGMT_PREFIX_LEN} here): " + ", ".join(

@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import time
 from dataclasses import asdict
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from cso.emulation.agents import AgentOptions, Agents
+from cso.emulation.controllers import controller_name, distinct
 from cso.emulation.network import (MGMT_BRIDGE, MGMT_PREFIX_LEN, MGMT_ROOT_IF, MGMT_ROOT_IP,
                                    MGMT_ROOT_PEER, EmulationError, Plan, build_management,
                                    build_topo, remove_management)
@@ -29,9 +30,15 @@ class Emulation:
     """A running Mininet network built from a plan, connected to a remote controller."""
 
     def __init__(self, the_plan: Plan, controller: tuple[str, int],
-                 agents: Optional[AgentOptions] = None):
+                 agents: Optional[AgentOptions] = None,
+                 switch_controllers: Optional[Mapping[str, tuple[str, int]]] = None):
         self.plan = the_plan
         self.controller = controller
+        #: Switch name -> its own controller (one SC per domain); None: ``controller`` for all.
+        self.switch_controllers = dict(switch_controllers) if switch_controllers else None
+        #: Every controller the switches connect to.
+        self.controllers = distinct(list(self.switch_controllers.values())) \
+            if self.switch_controllers else [controller]
         self.agent_options = agents if the_plan.agents else None
         self.net: Any = None
         self.agents: Optional[Agents] = None
@@ -43,6 +50,7 @@ class Emulation:
         from mininet.net import Mininet
         from mininet.node import OVSSwitch
 
+        from cso.emulation.domain_switch import ControllerSwitch
         from cso.emulation.nodes import QuietRemoteController
 
         missing_tools = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
@@ -52,11 +60,16 @@ class Emulation:
         # failMode secure: nothing is forwarded until the SC programs it (the topology has loops).
         # (The OpenFlow version is the Topo's.)
         switch = partial(OVSSwitch, datapath="user", failMode="secure")
+        if self.switch_controllers:
+            addresses = list(self.switch_controllers.values())
+            switch = partial(ControllerSwitch, datapath="user", failMode="secure",
+                             controller_of={name: controller_name(address, addresses)
+                                            for name, address in self.switch_controllers.items()})
         self.net = Mininet(topo=build_topo(self.plan), switch=switch, controller=None,
                            autoSetMacs=False, build=False, waitConnected=False)
-        host, port = self.controller
         # Whether the switches reach the controller is _wait_connected's check, not a probe.
-        self.net.addController(QuietRemoteController("c0", ip=host, port=port))
+        for index, (host, port) in enumerate(self.controllers):
+            self.net.addController(QuietRemoteController(f"c{index}", ip=host, port=port))
         self.net.build()  # the hosts set themselves up (EmulatedHost.config)
         self._quiet_switch_ports()
         self.net.start()
@@ -70,7 +83,7 @@ class Emulation:
         if missing:
             raise EmulationError(
                 f"{len(missing)} of {len(self.plan.switches)} switches not connected to the "
-                f"controller at {host}:{port} after {connect_timeout:g} s: "
+                f"controller at {self.where()} after {connect_timeout:g} s: "
                 f"{', '.join(missing)} (is `cso sc` running and listening there?)")
         if self.agents is not None:
             self.agents.wait_ready()
@@ -97,10 +110,15 @@ class Emulation:
             time.sleep(0.1)
         return [s.name for s in remaining]
 
+    def where(self) -> str:
+        """The controller(s) as HOST:PORT, comma-separated."""
+        return ",".join("%s:%d" % address for address in self.controllers)
+
     def _controller_sessions(self) -> int:
-        """Established TCP sessions from ovs-vswitchd to the controller's port."""
-        out = subprocess.run(["ss", "-Htnp", "state", "established",
-                              f"( dport = :{self.controller[1]} )"],
+        """Established TCP sessions from ovs-vswitchd to the controllers' ports."""
+        ports = " or ".join(f"dport = :{port}"
+                            for port in sorted({port for _host, port in self.controllers}))
+        out = subprocess.run(["ss", "-Htnp", "state", "established", f"( {ports} )"],
                              capture_output=True, text=True, check=False).stdout
         return sum('"ovs-vswitchd"' in line for line in out.splitlines())
 
@@ -112,10 +130,13 @@ class Emulation:
         return {
             "topology": self.plan.topology,
             "source": self.plan.source,
-            "controller": "%s:%d" % self.controller,
+            "controller": self.where(),
             "pid": os.getpid(),
             "hosts": hosts,
-            "switches": {s.name: {"dpid": s.dpid, "node": s.node} for s in self.plan.switches},
+            "switches": {s.name: {"dpid": s.dpid, "node": s.node,
+                                  "controller": "%s:%d" % (self.switch_controllers or {}).get(
+                                      s.name, self.controller)}
+                         for s in self.plan.switches},
             "fibres": [asdict(f) for f in self.plan.fibres],
             "management": {
                 "bridge": MGMT_BRIDGE if self.plan.agents else None,
