@@ -7,7 +7,6 @@ the file, section and option; later files override earlier ones.
 """
 from __future__ import annotations
 
-import argparse
 import configparser
 import difflib
 import math
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from oslo_config import types
+
+from cso_base.cli import NEGATIVE, Parser, parse_args
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,36 @@ def check_config_command(argv: Sequence[str], prog: str, what: str, files_help: 
     ``check_files`` builds the settings or raises `ConfigError`, whose every problem goes to
     stderr; valid files get one line on stdout, ``summary`` saying what they configure.
     """
-    parser = argparse.ArgumentParser(prog=f"{prog} check-config",
-                                     description=f"Validate {what} config files without starting.")
+    parser = Parser(prog=f"{prog} check-config",
+                    description=f"Validate {what} config files without starting.")
     parser.add_argument("files", nargs="+", metavar="FILE", help=files_help)
-    args = parser.parse_args(list(argv))
+    args = parse_args(parser, argv)
+    if isinstance(args, int):                # --help or a usage error, already reported
+        return args
+    section, errors = what.lower(), []
     try:
         settings = check_files(args.files)
     except ConfigError as exc:
-        for error in exc.errors:
+        errors = list(exc.errors)
+    # A file without the section configures nothing of ours: most likely the wrong file.
+    errors += [f"{path}: no [{section}] section (the {what}'s options are there)"
+               for path in args.files if _lacks_section(path, section)]
+    if errors:
+        for error in errors:
             print(error, file=sys.stderr)
-        return 1
+        return NEGATIVE
     print(f"{', '.join(args.files)}: OK ({summary(settings)})")
     return 0
+
+
+def _lacks_section(path: str, section: str) -> bool:
+    """True when ``path`` is a readable INI file without ``[section]`` (else its errors tell)."""
+    parser = configparser.ConfigParser(default_section="\0", interpolation=None, strict=False)
+    try:
+        read = parser.read(path, encoding="utf-8")
+    except (OSError, UnicodeError, configparser.Error):
+        return False
+    return bool(read) and not parser.has_section(section)
 
 
 def parse_tokens(items: Iterable[str], location: str, errors: list[str],

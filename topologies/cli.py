@@ -1,10 +1,14 @@
-"""``cso topo``: check, generate and list topology files (docs/topology-format.md)."""
+"""``cso topo``: check, generate and list topology files (docs/topology-format.md).
+
+Exit codes as every ``cso`` command's: 0 ok, 1 an invalid topology or a file that cannot be
+written, 2 usage; errors are one ``cso topo ...: error: ...`` line (and JSON under ``--json``).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, NoReturn, Optional, Sequence, TextIO
 
 from topologies.generate import generate
 from topologies.loader import TopologyError, dumps, from_dict, load, names
@@ -90,12 +94,12 @@ def _check(args: argparse.Namespace) -> int:
         if args.json:
             _say(json.dumps({"error": "invalid-topology", "reason": err.reason,
                              "source": err.source, "path": err.path}))
-        _say(f"cso topo check: {err}", sys.stderr)
+        _say(f"cso topo check: error: {err}", sys.stderr)
         return 1
     info = summary(topo)
-    _say(json.dumps(info) if args.json else _text(info))
+    _say(json.dumps(info, allow_nan=False) if args.json else _text(info))
     if not info["connected"] and args.require_connected:
-        _say(f"cso topo check: {topo.source}: not connected", sys.stderr)
+        _say(f"cso topo check: error: {topo.source}: not connected", sys.stderr)
         return 1
     return 0
 
@@ -105,10 +109,12 @@ def _generate(args: argparse.Namespace) -> int:
         data = generate(args.nodes, args.seed, wavelengths=args.wavelengths,
                         capacity_gbps=args.capacity_gbps, dc_fraction=args.dc_fraction,
                         domains=args.domains)
-    except ValueError as err:
-        _say(f"cso topo generate: {err}", sys.stderr)
+        # The generator's output must load: what it lets through (e.g. an infinite capacity)
+        # the loader refuses, and that is the option's fault.
+        topo = from_dict(data, source=args.output)
+    except (ValueError, TopologyError) as err:
+        _say(f"cso topo generate: error: {err}", sys.stderr)
         return 2
-    topo = from_dict(data, source=args.output)   # the generator's output must always load
     text = dumps(data)
     if args.output == "-":
         sys.stdout.write(text)
@@ -117,7 +123,8 @@ def _generate(args: argparse.Namespace) -> int:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as err:
-        _say(f"cso topo generate: cannot write {args.output}: {err}", sys.stderr)
+        _say(f"cso topo generate: error: cannot write {args.output}: {err.strerror or err}",
+             sys.stderr)
         return 1
     _say(f"wrote {args.output}: {len(topo.nodes)} nodes, {len(topo.links)} links, "
          f"{len(topo.domains)} domain(s), {len(topo.dc_nodes())} DCs")
@@ -133,7 +140,7 @@ def _list(args: argparse.Namespace) -> int:
             status = 1
             rows.append({"name": name, "error": "invalid-topology", "reason": str(err)})
     if args.json:
-        _say(json.dumps(rows))
+        _say(json.dumps(rows, allow_nan=False))
         return status
     for row in rows:
         if "error" in row:
@@ -144,36 +151,53 @@ def _list(args: argparse.Namespace) -> int:
     return status
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that keeps its last error, for the JSON error of ``--json`` (see `main`)."""
+
+    last_error = ""
+
+    def error(self, message: str) -> NoReturn:
+        """Record the message, report it in one line and exit 2 (argparse adds the usage)."""
+        _Parser.last_error = f"{self.prog}: {message}"
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cso topo", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="cso topo", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser("check", help="validate a topology and summarise it")
-    check.add_argument("topology", metavar="FILE|NAME")
+    check.add_argument("topology", metavar="FILE|NAME", help="a topology file or a shipped name")
     check.add_argument("--json", action="store_true", help="the summary as one JSON object")
     check.add_argument("--require-connected", action="store_true",
                        help="exit 1 when the topology is not connected")
     check.set_defaults(run=_check)
     gen = commands.add_parser("generate", help="write a synthetic topology")
-    gen.add_argument("--nodes", type=int, required=True)
-    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--nodes", type=int, required=True, help="number of nodes (at least 3)")
+    gen.add_argument("--seed", type=int, required=True, help="seed of the random generator")
     gen.add_argument("-o", "--output", default="-", metavar="FILE",
                      help="where to write it; - (default) is stdout")
-    gen.add_argument("--wavelengths", type=int, default=40)
-    gen.add_argument("--capacity-gbps", type=float, default=10)
-    gen.add_argument("--dc-fraction", type=float, default=0.1)
-    gen.add_argument("--domains", type=int, default=1)
+    gen.add_argument("--wavelengths", type=int, default=40,
+                     help="wavelengths per fibre (default 40)")
+    gen.add_argument("--capacity-gbps", type=float, default=10,
+                     help="capacity of each wavelength in Gb/s (default 10)")
+    gen.add_argument("--dc-fraction", type=float, default=0.1,
+                     help="fraction of the nodes with a DC, in [0, 1] (default 0.1)")
+    gen.add_argument("--domains", type=int, default=1, help="SDN domains (default 1)")
     gen.set_defaults(run=_generate)
     shipped = commands.add_parser("list", help="list the shipped topologies")
-    shipped.add_argument("--json", action="store_true")
+    shipped.add_argument("--json", action="store_true", help="the list as one JSON array")
     shipped.set_defaults(run=_list)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``cso topo``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parser().parse_args(argv)
     except SystemExit as stop:   # --help or a usage error: report it as the exit code
+        if stop.code and "--json" in argv:
+            _say(json.dumps({"error": "usage", "reason": _Parser.last_error}))
         return int(stop.code or 0)
     return int(args.run(args))
 

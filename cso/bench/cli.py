@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
+
+from cso_base.cli import Parser, dumps, parse_args
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def benchmarks() -> dict[str, Benchmark]:
 
 def parser() -> argparse.ArgumentParser:
     """The command line of ``cso bench``: one subcommand per registered benchmark."""
-    p = argparse.ArgumentParser(prog="cso bench", description="Run a benchmark.")
+    p = Parser(prog="cso bench", description="Run a benchmark.")
     sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     for bench in benchmarks().values():
         sp = sub.add_parser(bench.name, help=bench.help, description=bench.help)
@@ -69,13 +70,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``cso bench``; returns the exit code."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit_:  # argparse exits 2 on errors, 0 on --help
-        return int(exit_.code or 0)
+    args = parse_args(parser(), argv)
+    if isinstance(args, int):                # --help or a usage error, already reported
+        return args
     bench = BENCHMARKS[args.what]
     figures = bench.run(args)
-    print(json.dumps(figures) if args.json else bench.report(figures))
+    print(dumps(figures) if args.json else bench.report(figures))
     return 0
 
 

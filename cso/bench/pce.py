@@ -17,6 +17,7 @@ import networkx as nx
 
 from cso.bench.cli import register
 from cso.bench.common import machine, summary_us
+from cso_base.cli import FRACTION, POSITIVE_INT, number
 from sc_app.pce import PCE
 from sc_app.ted import TED
 from topologies.generate import generate
@@ -24,18 +25,22 @@ from topologies.loader import from_dict, load
 from topologies.model import Topology
 
 BENCH_OWNER = "bench"
+#: The smallest topology `topologies.generate` makes.
+MIN_NODES = 3
 
 
 def _pce_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--requests", type=int, default=2000,
+    p.add_argument("--requests", type=POSITIVE_INT, default=2000,
                    help="requests on NSFNET (default 2000)")
-    p.add_argument("--large-requests", type=int, default=300,
+    p.add_argument("--large-requests", type=POSITIVE_INT, default=300,
                    help="requests on the large topology (default 300: the baseline is slow)")
-    p.add_argument("--nodes", type=int, default=1000, help="nodes of the large topology")
+    p.add_argument("--nodes", type=number(int, low=MIN_NODES), default=1000,
+                   help=f"nodes of the large topology (at least {MIN_NODES}; default 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of topology, load and requests")
-    p.add_argument("--k", type=int, default=5, help="candidate paths")
-    p.add_argument("--load", type=float, default=0.5,
-                   help="background occupancy: fraction of (link, wavelength) held")
+    p.add_argument("--k", type=POSITIVE_INT, default=5, help="candidate paths (default 5)")
+    p.add_argument("--load", type=FRACTION, default=0.5,
+                   help="background occupancy: fraction of (link, wavelength) held "
+                        "(default 0.5)")
 
 
 def _background(pce: PCE, rng: random.Random, target: float) -> int:

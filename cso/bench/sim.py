@@ -18,19 +18,24 @@ from typing import Any
 
 from cso.bench.cli import register
 from cso.bench.common import machine
+from cso_base.cli import COUNT, POSITIVE, POSITIVE_INT
 from cso.simulation.engine import CSO, RWA, RWA_SERIES, Point, Scenario, Series, Simulator
 
 TARGETS = {"rwa": 50_000.0, "glb": 10_000.0}
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--requests", type=int, default=100_000, help="measured requests per case")
-    p.add_argument("--warmup", type=int, default=5_000, help="warm-up requests per case")
+    p.add_argument("--requests", type=POSITIVE_INT, default=100_000,
+                   help="measured requests per case")
+    p.add_argument("--warmup", type=COUNT, default=5_000, help="warm-up requests per case")
     p.add_argument("--seed", type=int, default=1, help="seed of the request stream")
-    p.add_argument("--k", type=int, default=5, help="candidate paths of the SA-PCE")
-    p.add_argument("--rwa-load", type=float, default=300.0, help="rwa offered load (Erlang)")
-    p.add_argument("--glb-load", type=float, default=120.0, help="GLB offered load (Erlang)")
-    p.add_argument("--repeat", type=int, default=3, help="runs per case; the best is reported")
+    p.add_argument("--k", type=POSITIVE_INT, default=5, help="candidate paths of the SA-PCE")
+    p.add_argument("--rwa-load", type=POSITIVE, default=300.0,
+                   help="rwa offered load (Erlang)")
+    p.add_argument("--glb-load", type=POSITIVE, default=120.0,
+                   help="GLB offered load (Erlang)")
+    p.add_argument("--repeat", type=POSITIVE_INT, default=3,
+                   help="runs per case; the best is reported")
 
 
 def _case(traffic: str, strategy: str, load: float, args: argparse.Namespace) -> dict[str, Any]:

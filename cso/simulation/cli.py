@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import time
@@ -31,6 +30,8 @@ from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
 from ac_app.sse import STRATEGIES
+from cso_base.cli import (COUNT, FRACTION, NEGATIVE, POSITIVE, POSITIVE_INT, USAGE, Parser,
+                          dumps, fail, listed, parse_args)
 from cso.simulation.engine import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES,
                                    TRAFFIC, Point, Range, Scenario, Series, run_point,
                                    scenario_json, sweep)
@@ -43,14 +44,8 @@ ENGINE, STACK, COMPARE = "engine", "stack", "compare"
 DRIVERS = (ENGINE, STACK, COMPARE)
 
 
-def _list(kind: type, text: str) -> list[Any]:
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("an empty list")
-    try:
-        return [kind(item) for item in items]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+#: --live's options, refused without it; and their defaults.
+LIVE_DEFAULTS = {"token": None, "time_scale": 2.0, "sc_url": None, "timeout": 30.0}
 
 
 def _range(text: str) -> Range:
@@ -71,42 +66,44 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def parser() -> argparse.ArgumentParser:
     """The command line of ``cso sim``."""
-    p = argparse.ArgumentParser(prog="cso sim", description=__doc__.splitlines()[0],
-                                formatter_class=_HelpFormatter)
+    p = Parser(prog="cso sim", description=__doc__.splitlines()[0],
+               formatter_class=_HelpFormatter)
     p.add_argument("--traffic", choices=TRAFFIC, default=CSO,
                    help="cso: users to DC servers; rwa: lightpaths between random node pairs")
     p.add_argument("--topo", default="nsfnet", help="topology name or file")
-    p.add_argument("--wavelengths", type=int, default=None,
+    p.add_argument("--wavelengths", type=POSITIVE_INT, default=None,
                    help="wavelengths per fibre; none given: the topology file's")
-    p.add_argument("--k", type=lambda t: _list(int, t), default=[5],
+    p.add_argument("--k", type=listed(POSITIVE_INT), default=[5],
                    help="candidate paths of the SA-PCE; a list (1,5) gives one series each")
     p.add_argument("--path-order", choices=ORDERS, default="hops", help="candidate order")
-    p.add_argument("--policy", type=lambda t: _list(str, t), default=["first-fit"],
+    p.add_argument("--policy", type=listed(str), default=["first-fit"],
                    help=f"wavelength policy, or a list; of {', '.join(POLICIES)}")
-    p.add_argument("--strategies", type=lambda t: _list(str, t), default=None,
+    p.add_argument("--strategies", type=listed(str), default=None,
                    help=f"cso traffic: strategies among {', '.join(STRATEGIES)}; none given: "
                         f"{','.join(DEFAULT_STRATEGIES)} (with --live: the AC's)")
-    p.add_argument("--glb-k", type=int, default=5, help="GLB: K candidate servers of step 1")
-    p.add_argument("--a", type=float, default=0.5, help="A(s) = a*mem_util + (1-a)*cpu_util")
-    p.add_argument("--b", type=float, default=0.5, help="GLB: x = b*A/A_max + (1-b)*N/N_max")
-    p.add_argument("--loads", type=lambda t: _list(float, t), default=[50.0, 100.0, 150.0],
+    p.add_argument("--glb-k", type=POSITIVE_INT, default=5,
+                   help="GLB: K candidate servers of step 1")
+    p.add_argument("--a", type=FRACTION, default=0.5, help="A(s) = a*mem_util + (1-a)*cpu_util")
+    p.add_argument("--b", type=FRACTION, default=0.5, help="GLB: x = b*A/A_max + (1-b)*N/N_max")
+    p.add_argument("--loads", type=listed(POSITIVE), default=[50.0, 100.0, 150.0],
                    help="offered loads in Erlang (arrival rate x mean holding time 1)")
-    p.add_argument("--requests", type=int, default=10_000, help="measured requests per point")
-    p.add_argument("--warmup", type=int, default=1_000, help="requests discarded first")
-    p.add_argument("--seeds", type=int, default=5, help="independent runs per point (CI)")
+    p.add_argument("--requests", type=POSITIVE_INT, default=10_000,
+                   help="measured requests per point")
+    p.add_argument("--warmup", type=COUNT, default=1_000, help="requests discarded first")
+    p.add_argument("--seeds", type=POSITIVE_INT, default=5, help="independent runs per point (CI)")
     p.add_argument("--seed", type=int, default=1, help="first seed; runs use seed..seed+S-1")
     p.add_argument("--cpu", type=_range, default=Range(1, 4), help="cpu per request: N or LO-HI")
     p.add_argument("--memory", type=_range, default=Range(4, 16), help="memory GB per request")
     p.add_argument("--disk", type=_range, default=Range(10, 50), help="disk GB per request")
-    p.add_argument("--server-cpu", type=int, default=None,
+    p.add_argument("--server-cpu", type=POSITIVE_INT, default=None,
                    help="override every DC server's cpu cores; none given: the topology's")
-    p.add_argument("--server-memory", type=float, default=None, help="override memory GB")
-    p.add_argument("--server-disk", type=float, default=None, help="override disk GB")
+    p.add_argument("--server-memory", type=POSITIVE, default=None, help="override memory GB")
+    p.add_argument("--server-disk", type=POSITIVE, default=None, help="override disk GB")
     p.add_argument("--driver", choices=DRIVERS, default=ENGINE,
                    help="engine: the fast simulator; stack: the live SC's and AC's objects in "
                         "process (cso traffic; much slower); compare: both, request by request, "
                         "with their speeds (one process)")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=COUNT, default=1,
                    help="worker processes; 0: one per core (results do not depend on it)")
     p.add_argument("--out", default=None, help="directory for CSV, JSON and plots")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -115,11 +112,13 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument("--live", metavar="AC_URL", default=None,
                       help="replay the requests against the AC at AC_URL over UAI")
     live.add_argument("--token", default=None, help="--live: a provider manager's UAI token")
-    live.add_argument("--time-scale", type=float, default=2.0, metavar="SECONDS",
-                      help="--live: real seconds per simulated time unit (mean holding time)")
+    live.add_argument("--time-scale", type=POSITIVE, default=None, metavar="SECONDS",
+                      help="--live: real seconds per simulated time unit (mean holding time; "
+                           f"default {LIVE_DEFAULTS['time_scale']:g})")
     live.add_argument("--sc-url", default=None,
                       help="--live: the SC's REST URL, to check its wavelengths (SMI)")
-    live.add_argument("--timeout", type=float, default=30.0, help="--live: seconds per call")
+    live.add_argument("--timeout", type=POSITIVE, default=None,
+                      help=f"--live: seconds per call (default {LIVE_DEFAULTS['timeout']:g})")
     return p
 
 
@@ -198,25 +197,56 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``cso sim``; returns the exit code."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+def _inapplicable(args: argparse.Namespace) -> Optional[str]:
+    """Why an option given does not apply to the others; None when they all do."""
+    if args.traffic == RWA and args.strategies is not None:
+        return "--strategies applies to cso traffic (rwa traffic has no strategies)"
     if args.live:
         if args.driver != ENGINE:
-            print("cso sim: --live compares the running AC with the engine (no --driver)",
-                  file=sys.stderr)
-            return 2
+            return "--live compares the running AC with the engine (no --driver)"
+        return None
+    given = [name for name in LIVE_DEFAULTS if getattr(args, name) is not None]
+    if given:
+        return f"--{given[0].replace('_', '-')} applies only with --live"
+    return None
+
+
+def _out_dir(path: str) -> None:
+    """Create --out (OSError when it cannot be a directory): before, not after, the work."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OSError(f"--out {path}: exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"--out {path}: cannot create the directory: "
+                      f"{err.strerror or err}") from None
+    if not os.access(path, os.W_OK):
+        raise OSError(f"--out {path}: not writable")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``cso sim``; returns the exit code."""
+    args = parse_args(parser(), argv)
+    if isinstance(args, int):
+        return args
+    try:
+        problem = _inapplicable(args)
+        if problem:
+            raise ValueError(problem)
+        for name, default in LIVE_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+    except ValueError as err:
+        return fail("cso sim", str(err), USAGE, args.json)
+    if args.live:
         return live_main(args)
     try:
         scenario, series = build(args)
-        if args.seeds < 1 or args.jobs < 0 or min(args.loads) <= 0:
-            raise ValueError("--seeds must be >= 1, --jobs >= 0 and every load > 0")
         if args.driver != ENGINE and scenario.traffic != CSO:
             raise ValueError(f"--driver {args.driver} serves cso traffic (users' requests "
                              f"through the AC); rwa traffic has no AC")
+        if args.out:
+            _out_dir(args.out)
         jobs = args.jobs or os.cpu_count() or 1
         seeds = list(range(args.seed, args.seed + args.seeds))
         if args.driver == COMPARE:
@@ -227,21 +257,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             run = stack.run_point
         summary = sweep(scenario, series, args.loads, seeds, jobs, Progress(args.quiet), run)
         summary["parameters"]["driver"] = args.driver
-    except (ValueError, TopologyError) as err:
-        print(f"cso sim: {err}", file=sys.stderr)
-        return 2
+    except TopologyError as err:
+        return fail("cso sim", str(err), NEGATIVE, args.json, "invalid-topology")
+    except OSError as err:
+        return fail("cso sim", str(err), NEGATIVE, args.json, "cannot-write")
+    except ValueError as err:
+        return fail("cso sim", str(err), USAGE, args.json)
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=1)
+        _write_json(os.path.join(args.out, "results.json"), summary)
         write_csv(os.path.join(args.out, "results.csv"), summary["results"])
         from cso.simulation.plots import plot_all  # matplotlib is slow to import: only when needed
         written = plot_all(summary, args.out)
         if not args.quiet:
             print(f"cso sim: wrote results.json, results.csv and {len(written)} plot files "
                   f"to {args.out}", file=sys.stderr)
-    print(json.dumps(summary) if args.json else table(summary))
+    print(dumps(summary) if args.json else table(summary))
     return 0
+
+
+def _write_json(path: str, summary: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(dumps(summary, indent=1))
 
 
 def compare_main(args: argparse.Namespace, scenario: Scenario, series: Sequence[Series],
@@ -253,10 +289,8 @@ def compare_main(args: argparse.Namespace, scenario: Scenario, series: Sequence[
                              "loads": list(args.loads), "seeds": list(seeds),
                              "mean_holding_time": MEAN_HOLDING, "driver": COMPARE}
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "compare.json"), "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=1)
-    print(json.dumps(summary) if args.json else stack.compare_text(summary))
+        _write_json(os.path.join(args.out, "compare.json"), summary)
+    print(dumps(summary) if args.json else stack.compare_text(summary))
     agree = all(row["agree"] == row["compared"] and row["same_metrics"]
                 for row in summary["rows"])
     return 0 if agree else 1
@@ -268,8 +302,6 @@ def live_main(args: argparse.Namespace) -> int:
     try:
         if not args.token:
             raise ValueError("--live needs --token, a provider manager's UAI token")
-        if args.seeds < 1 or min(args.loads) <= 0 or args.timeout <= 0 or args.time_scale <= 0:
-            raise ValueError("--seeds must be >= 1; every load, --timeout and --time-scale > 0")
         if len(args.k) > 1 or len(args.policy) > 1:
             raise ValueError("--live compares one series: give one --k and one --policy")
         uai = sim_live.Uai(args.live, args.token, args.timeout)
@@ -278,21 +310,23 @@ def live_main(args: argparse.Namespace) -> int:
         scenario, series = build(args)
         if len(series) != 1:
             raise ValueError("--live compares one strategy: the AC's (--strategies NAME)")
+        if args.out:
+            _out_dir(args.out)
         seeds = list(range(args.seed, args.seed + args.seeds))
         summary = sim_live.live_sweep(scenario, series[0], args.loads, seeds, uai,
                                       args.time_scale, args.sc_url, not args.quiet)
-    except (ValueError, TopologyError, sim_live.LiveError) as err:
-        print(f"cso sim: {err}", file=sys.stderr)
-        return 2
+    except (TopologyError, OSError) as err:
+        return fail("cso sim", str(err), NEGATIVE, args.json,
+                    "invalid-topology" if isinstance(err, TopologyError) else "cannot-write")
+    except (ValueError, sim_live.LiveError) as err:
+        return fail("cso sim", str(err), USAGE, args.json)
     summary["parameters"].update(scenario_json(scenario), series=[asdict(series[0])],
                                  loads=list(args.loads), seeds=seeds,
                                  mean_holding_time=MEAN_HOLDING)
     summary["metric_definitions"] = METRIC_NOTES
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=1)
-    print(json.dumps(summary) if args.json else sim_live.summary_text(summary, table))
+        _write_json(os.path.join(args.out, "results.json"), summary)
+    print(dumps(summary) if args.json else sim_live.summary_text(summary, table))
     return 0
 
 

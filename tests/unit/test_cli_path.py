@@ -47,8 +47,12 @@ def test_no_path_exits_1_with_the_reason(capsys):
     assert code == 1 and "unknown-node" in out
 
 
+def test_invalid_topology_exits_1(capsys):
+    code, out, err = run(capsys, "--topo", "nope", "--src", "0", "--dst", "1")
+    assert code == 1 and out == "" and "cso path: error: nope" in err
+
+
 @pytest.mark.parametrize("argv", [
-    ["--topo", "nope", "--src", "0", "--dst", "1"],
     ["--topo", "nsfnet", "--src", "0"],
     ["--topo", "nsfnet", "--src", "0", "--dst", "1", "--max-hops", "x"],
     ["--topo", "nsfnet", "--src", "0", "--dst", "1", "--bandwidth", "-1"],

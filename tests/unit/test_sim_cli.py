@@ -71,10 +71,15 @@ def test_jobs_give_the_same_figures(capsys):
 
 @pytest.mark.parametrize("argv", [["--strategies", "XB"], ["--loads", "0"], ["--seeds", "0"],
                                   ["--jobs", "-1"], ["--cpu", "4-1"], ["--traffic", "mesh"],
-                                  ["--topo", "no-such-topology"], ["--policy", "best"]])
+                                  ["--policy", "best"]])
 def test_bad_arguments_exit_2(argv, capsys):
     assert sim.main([*argv, "--requests", "10", "--quiet"]) == 2
     assert "cso sim" in capsys.readouterr().err
+
+
+def test_invalid_topology_exits_1(capsys):
+    assert sim.main(["--topo", "no-such-topology", "--requests", "10", "--quiet"]) == 1
+    assert "cso sim: error: no-such-topology" in capsys.readouterr().err
 
 
 def test_progress_goes_to_stderr(capsys):
