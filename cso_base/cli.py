@@ -107,15 +107,19 @@ def number(kind: Callable[[str], Any] = float, low: Optional[float] = None,
 
 
 def listed(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
-    """An argparse type: a comma-separated, non-empty list of ``item``s."""
+    """An argparse type: a comma-separated, non-empty list of distinct ``item``s."""
     def convert(text: str) -> list[Any]:
         items = [part.strip() for part in text.split(",") if part.strip()]
         if not items:
             raise argparse.ArgumentTypeError("expected a comma-separated list, not an empty one")
         try:
-            return [item(part) for part in items]
+            values = [item(part) for part in items]
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:   # a value given twice would be one series counted twice
+            raise argparse.ArgumentTypeError(f"{', '.join(twice)} given more than once")
+        return values
     return convert
 
 

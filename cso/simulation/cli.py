@@ -31,12 +31,13 @@ from typing import Any, Optional, Sequence
 
 from ac_app.sse import STRATEGIES
 from cso_base.cli import (COUNT, FRACTION, NEGATIVE, POSITIVE, POSITIVE_INT, USAGE, Parser,
-                          dumps, fail, listed, parse_args)
+                          dumps, fail, listed, number, parse_args)
 from cso.simulation.engine import (CSO, MEAN_HOLDING, METRIC_NOTES, METRICS, RWA, RWA_SERIES,
                                    TRAFFIC, Point, Range, Scenario, Series, run_point,
                                    scenario_json, sweep)
 from sc_app.pce import ORDERS, POLICIES
 from topologies.loader import TopologyError
+from topologies.schema import MAX_WAVELENGTHS
 
 DEFAULT_STRATEGIES = ("RB", "AB", "NB", "GLB")
 #: Who serves the requests: the fast engine, the live objects in process, or both.
@@ -46,6 +47,9 @@ DRIVERS = (ENGINE, STACK, COMPARE)
 
 #: --live's options, refused without it; and their defaults.
 LIVE_DEFAULTS = {"token": None, "time_scale": 2.0, "sc_url": None, "timeout": 30.0}
+#: Options of cso traffic only (users, DC servers, strategies): ignored, with a warning, for rwa.
+CSO_ONLY = ("glb_k", "a", "b", "cpu", "memory", "disk", "server_cpu", "server_memory",
+            "server_disk")
 
 
 def _range(text: str) -> Range:
@@ -71,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--traffic", choices=TRAFFIC, default=CSO,
                    help="cso: users to DC servers; rwa: lightpaths between random node pairs")
     p.add_argument("--topo", default="nsfnet", help="topology name or file")
-    p.add_argument("--wavelengths", type=POSITIVE_INT, default=None,
+    p.add_argument("--wavelengths", type=number(int, low=1, high=MAX_WAVELENGTHS), default=None,
                    help="wavelengths per fibre; none given: the topology file's")
     p.add_argument("--k", type=listed(POSITIVE_INT), default=[5],
                    help="candidate paths of the SA-PCE; a list (1,5) gives one series each")
@@ -135,6 +139,8 @@ def build(args: argparse.Namespace) -> tuple[Scenario, list[Series]]:
     for name in names:
         if name != RWA_SERIES and name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+        if names.count(name) > 1:
+            raise ValueError(f"--strategies: {name} given more than once")
     many_k, many_policy = len(args.k) > 1, len(args.policy) > 1
     series = []
     for name in names:
@@ -211,6 +217,17 @@ def _inapplicable(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def _warn_ignored(args: argparse.Namespace) -> None:
+    """Warn on stderr about options given that rwa traffic ignores."""
+    if args.traffic != RWA:
+        return
+    defaults = parser().parse_args([])
+    for name in CSO_ONLY:
+        if getattr(args, name) != getattr(defaults, name):
+            print(f"cso sim: warning: --{name.replace('_', '-')} applies to cso traffic; "
+                  f"ignored with --traffic rwa", file=sys.stderr)
+
+
 def _out_dir(path: str) -> None:
     """Create --out (OSError when it cannot be a directory): before, not after, the work."""
     if os.path.exists(path) and not os.path.isdir(path):
@@ -233,6 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         problem = _inapplicable(args)
         if problem:
             raise ValueError(problem)
+        _warn_ignored(args)
         for name, default in LIVE_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)

@@ -52,6 +52,11 @@ CASES = [
     (SIM + ["--wavelengths", "0"], USAGE, "--wavelengths"),
     (SIM + ["--topo", "no-such-topology", "--json"], NEGATIVE, "no-such-topology"),
     (SIM + ["--live", "http://127.0.0.1:9", "--driver", "stack"], USAGE, "--live"),
+    (SIM + ["--strategies", "RB,rb"], USAGE, "--strategies"),
+    (SIM + ["--k", "5,5", "--json"], USAGE, "--k"),
+    (SIM + ["--policy", "first-fit,first-fit"], USAGE, "--policy"),
+    (SIM + ["--wavelengths", "99999"], USAGE, "--wavelengths"),
+    (SIM + ["--topo", "/etc/passwd"], NEGATIVE, "/etc/passwd"),
     # cso bench pce
     (BENCH_PCE + ["--k", "0"], USAGE, "--k"),
     (BENCH_PCE + ["--nodes", "2"], USAGE, "--nodes"),
@@ -152,6 +157,14 @@ def test_every_offline_command_has_five_bad_inputs():
 def test_json_output_is_strict(argv, capsys):
     assert cso_main(argv) in (OK, NEGATIVE)
     strict_json(capsys.readouterr().out)
+
+
+def test_options_rwa_traffic_ignores_are_warned_about(capsys):
+    argv = ["sim", "--traffic", "rwa", "--loads", "5", "--seeds", "1", "--requests", "50",
+            "--quiet", "--glb-k", "3", "--server-cpu", "4"]
+    assert cso_main(argv) == OK
+    err = capsys.readouterr().err
+    assert "--glb-k applies to cso traffic" in err and "--server-cpu applies" in err
 
 
 def test_dumps_turns_non_finite_numbers_into_null():
