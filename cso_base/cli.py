@@ -28,7 +28,14 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors raise `UsageError` instead of exiting (see `parse_args`)."""
+    """An argument parser whose errors raise `UsageError` instead of exiting (see `parse_args`).
+
+    Its help ends with the exit codes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("epilog", EXIT_CODES)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise the usage error (argparse would print it and exit)."""

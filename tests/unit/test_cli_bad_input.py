@@ -196,3 +196,10 @@ def test_version_help_and_exit_codes_in_the_top_level_help(capsys):
     assert "--debug" in text and "--version" in text
     assert cso_main(["help", "path"]) == OK
     assert "--exclude-srlgs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["sim"], ["path"], ["bench", "pce"], ["bench", "sim"],
+                                  ["sc", "check-config"]])
+def test_each_command_help_ends_with_the_exit_codes(argv, capsys):
+    assert cso_main([*argv, "--help"]) == OK
+    assert "exit codes: 0 ok" in capsys.readouterr().out
