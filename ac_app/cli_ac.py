@@ -47,7 +47,8 @@ def _summary(settings: "AcSettings") -> str:
 def serve(argv: Sequence[str]) -> int:
     """``cso ac --config F``: run the AC until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog=PROG, description="Run the Application Controller.")
-    parser.add_argument("--config", action="append", required=True, metavar="FILE",
+    parser.add_argument("--config", "--config-file", dest="config", action="append",
+                        required=True, metavar="FILE",
                         help="INI file with an [ac] section (repeatable; later ones override)")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import textwrap
 import warnings
 from typing import Optional, Sequence
 
@@ -150,12 +151,51 @@ def run_ryu(argv: Sequence[str]) -> int:
     return 0
 
 
+def config_aliases(argv: Sequence[str]) -> list[str]:
+    """``--config FILE`` (the flag ``cso ac`` takes) as ryu-manager's ``--config-file FILE``."""
+    args = []
+    for arg in argv:
+        if arg == "--config":
+            arg = "--config-file"
+        elif arg.startswith("--config="):
+            arg = "--config-file=" + arg.split("=", 1)[1]
+        args.append(arg)
+    return args
+
+
+def help_text() -> str:
+    """``cso sc --help``: the SC's own usage and options; Ryu's flags are behind --help-ryu."""
+    lines = [f"usage: {PROG} [--config-file FILE]... [RYU-MANAGER FLAGS] [APP...]",
+             f"       {PROG} check-config FILE...", "",
+             "Run the Service Controller: Ryu's ryu-manager loading sc_app.app (or APPs named).",
+             "", "options:",
+             "  --config-file FILE, --config FILE",
+             "                        an INI file (repeatable; later ones override)",
+             "  --help-ryu            every ryu-manager flag (all of them work here)",
+             "  -h, --help            this help", ""]
+    for section, fields in ((config.SECTION, config.SC_FIELDS), ("DEFAULT", config.RYU_FIELDS)):
+        lines.append(f"[{section}] options of the config file (default in brackets):")
+        for field in fields:
+            default = field.default if field.default not in ("", [], None) else "none"
+            lines.append(textwrap.fill(f"{field.help} [{default}]", width=100,
+                                       initial_indent=f"  {field.name:<22}",
+                                       subsequent_indent=" " * 24))
+        lines.append("")
+    lines.append("exit codes: 0 stopped cleanly, 1 invalid configuration or a port taken, 2 usage")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``cso sc``."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = config_aliases(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["check-config"]:
         return check_config(args[1:])
-    if not {"-h", "--help", "--version"} & set(args):
+    if "--help-ryu" in args:
+        return run_ryu([arg if arg != "--help-ryu" else "--help" for arg in args])
+    if {"-h", "--help"} & set(args):
+        print(help_text())
+        return 0
+    if "--version" not in args:
         try:
             config.check_files(config_files(args))
         except config.ConfigError as exc:

@@ -154,10 +154,12 @@ def test_check_config_lists_every_problem(tmp_path, capsys):
         assert word in err
 
 
-def test_ac_refuses_to_start_on_a_bad_config(tmp_path):
-    # In a process of its own: `cso ac` monkey-patches the process it runs in.
+@pytest.mark.parametrize("flag", ["--config", "--config-file"])
+def test_ac_refuses_to_start_on_a_bad_config(tmp_path, flag):
+    # In a process of its own: `cso ac` monkey-patches the process it runs in. --config-file is
+    # the flag `cso sc` takes, accepted here too.
     path = write_config(tmp_path, "[ac]\nlisten_port = 99999\n")
-    done = subprocess.run([sys.executable, "-m", "cso.main", "ac", "--config", path], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "cso.main", "ac", flag, path], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "invalid configuration" in done.stderr and "listen_port" in done.stderr

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from sc_app import cli_sc
+from sc_app import cli_sc, config
 
 BIN = os.path.dirname(sys.executable)
 GOOD = "[DEFAULT]\nwsapi_port = 9999\n[sc]\nk = 7\nac_tokens = demo-ac:demo-ac-token\n"
@@ -79,9 +79,28 @@ def test_a_valid_config_launches_ryu_with_the_flags_unchanged(tmp_path, no_ryu):
     assert no_ryu == [argv]
 
 
-def test_help_is_ryus_and_needs_no_config(no_ryu):
-    assert cli_sc.main(["--help", "--config-file", "/nonexistent"]) == 0
+def test_help_ryu_is_ryus_and_needs_no_config(no_ryu):
+    assert cli_sc.main(["--help-ryu", "--config-file", "/nonexistent"]) == 0
     assert no_ryu == [["--help", "--config-file", "/nonexistent"]]
+
+
+def test_help_lists_the_sc_options_and_needs_no_ryu(no_ryu, capsys):
+    assert cli_sc.main(["--help", "--config-file", "/nonexistent"]) == 0
+    out = capsys.readouterr().out
+    assert no_ryu == [] and out.startswith("usage: cso sc ")
+    assert "[sc] options" in out and "--help-ryu" in out
+    for field in config.SC_FIELDS + config.RYU_FIELDS:
+        assert f"  {field.name} " in out
+
+
+def test_config_is_an_alias_of_config_file(no_ryu, tmp_path):
+    path = tmp_path / "sc.conf"
+    path.write_text(GOOD)
+    assert cli_sc.main(["--config", str(path), f"--config={path}"]) == 0
+    assert no_ryu == [["--config-file", str(path), f"--config-file={path}"]]
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[sc]\nk = 0\n")
+    assert cli_sc.main(["--config", str(bad)]) == 1
 
 
 # Runs cli_sc.main for each argv with Ryu's manager.main replaced by one that only parses the
@@ -134,7 +153,7 @@ def test_ryu_sees_the_sc_defaults_and_the_users_flags(tmp_path):
 
 
 def test_cso_sc_help_imports_ryu_with_the_eventlet_fix():
-    result = subprocess.run([os.path.join(BIN, "cso"), "sc", "--help"], capture_output=True,
+    result = subprocess.run([os.path.join(BIN, "cso"), "sc", "--help-ryu"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: cso sc ")
