@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
            "`cso ac check-config FILE` validates its config"),
     "net": ("cso.emulation.cli", "emulate a topology in Mininet with OVS switches (root)"),
     "path": ("sc_app.cli_path", "compute a lightpath offline on a topology file"),
-    "topo": ("topologies.cli", "check, generate or list topology files "
+    "topo": ("cso.topo", "check, generate or list topology files "
              "(`cso topo list`: the shipped ones)"),
     "bench": ("cso.bench.cli", "benchmarks (results under docs/)"),
     "sim": ("cso.simulation.cli", "discrete-event simulation of strategies and RWA"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from cso.main import main as cso
-from topologies.cli import main
+from cso.topo import main
 from topologies.generate import generate
 from topologies.loader import dumps, load
 

@@ -6,12 +6,13 @@ written, 2 usage; errors are one ``cso topo ...: error: ...`` line (and JSON und
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any, NoReturn, Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
+from cso_base.cli import Parser, dumps, parse_args
 from topologies.generate import generate
-from topologies.loader import TopologyError, dumps, from_dict, load, names
+from topologies import loader
+from topologies.loader import TopologyError, from_dict, load, names
 from topologies.model import Topology
 
 #: Lists longer than this are cut short in the text summary (not in --json).
@@ -92,12 +93,12 @@ def _check(args: argparse.Namespace) -> int:
         topo = load(args.topology)
     except TopologyError as err:
         if args.json:
-            _say(json.dumps({"error": "invalid-topology", "reason": err.reason,
-                             "source": err.source, "path": err.path}))
+            _say(dumps({"error": "invalid-topology", "reason": err.reason,
+                        "source": err.source, "path": err.path}))
         _say(f"cso topo check: error: {err}", sys.stderr)
         return 1
     info = summary(topo)
-    _say(json.dumps(info, allow_nan=False) if args.json else _text(info))
+    _say(dumps(info) if args.json else _text(info))
     if not info["connected"] and args.require_connected:
         _say(f"cso topo check: error: {topo.source}: not connected", sys.stderr)
         return 1
@@ -115,7 +116,7 @@ def _generate(args: argparse.Namespace) -> int:
     except (ValueError, TopologyError) as err:
         _say(f"cso topo generate: error: {err}", sys.stderr)
         return 2
-    text = dumps(data)
+    text = loader.dumps(data)
     if args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -140,7 +141,7 @@ def _list(args: argparse.Namespace) -> int:
             status = 1
             rows.append({"name": name, "error": "invalid-topology", "reason": str(err)})
     if args.json:
-        _say(json.dumps(rows, allow_nan=False))
+        _say(dumps(rows))
         return status
     for row in rows:
         if "error" in row:
@@ -151,19 +152,8 @@ def _list(args: argparse.Namespace) -> int:
     return status
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that keeps its last error, for the JSON error of ``--json`` (see `main`)."""
-
-    last_error = ""
-
-    def error(self, message: str) -> NoReturn:
-        """Record the message, report it in one line and exit 2 (argparse adds the usage)."""
-        _Parser.last_error = f"{self.prog}: {message}"
-        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cso topo", description=__doc__.split("\n")[0])
+    parser = Parser(prog="cso topo", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser("check", help="validate a topology and summarise it")
     check.add_argument("topology", metavar="FILE|NAME", help="a topology file or a shipped name")
@@ -192,13 +182,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``cso topo``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as stop:   # --help or a usage error: report it as the exit code
-        if stop.code and "--json" in argv:
-            _say(json.dumps({"error": "usage", "reason": _Parser.last_error}))
-        return int(stop.code or 0)
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     return int(args.run(args))
 
 
