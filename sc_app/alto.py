@@ -44,6 +44,7 @@ from sc_app import nrae
 from sc_app.lightpath import EndpointError, resolve_endpoint
 from sc_app.pce import PCE, NoPath, Path
 from sc_app.ted import TedEvent
+from topologies.addressing import NODE
 from topologies.model import DC_PORT, USER_PORT, Topology, natural_key
 
 PREFIX = ALTO_PREFIX
@@ -161,7 +162,7 @@ def site_pids(topology: Topology) -> tuple[Pid, ...]:
         for attachment in endpoint.attachments:
             kind = kinds[attachment.port]
             sites[kind].append(Pid(f"{kind}-{node}", kind, node, (attachment.net,)))
-        own = topology.addresses.site(node, "node")
+        own = topology.addresses.site(node, NODE)
         sites["node"].append(Pid(f"node-{node}", "node", node, (own,)))
     default = Pid("default", "default", None, (_DEFAULT,))
     return (*sites["user"], *sites["dc"], *sites["node"], default)

@@ -35,8 +35,9 @@ USER_PREFIX = ipaddress.IPv4Network("10.1.0.0/16")
 DC_PREFIX = ipaddress.IPv4Network("10.2.0.0/16")
 #: Prefix length of the emulated hosts' data interfaces.
 HOST_PREFIX_LEN = 8
-USER, DC = "user", "dc"
-_KIND_NET = {USER: USER_NET, DC: DC_NET}
+#: Kinds of site: a user host, a DC host (and its VMs), the node's own range (no host).
+USER, DC, NODE = "user", "dc", "node"
+_KIND_NET = {USER: USER_NET, DC: DC_NET, NODE: NODE_NET}
 
 
 class AddressError(ValueError):
@@ -138,8 +139,8 @@ class AddressPlan:
         return host_ip(DC_NET, self.index(node))
 
     def site(self, node: str, kind: str) -> ipaddress.IPv4Network:
-        """The /24 of the user (`USER`), DC (`DC`) or own (``"node"``) site of ``node``."""
-        return site_net(_KIND_NET.get(kind, NODE_NET), self.index(node))
+        """The /24 of the user (`USER`), DC (`DC`) or own (`NODE`) site of ``node``."""
+        return site_net(_KIND_NET[kind], self.index(node))
 
     def locate(self, address: str | ipaddress.IPv4Address) -> Host:
         """The node and kind of host an address belongs to; `AddressError` when none does.
